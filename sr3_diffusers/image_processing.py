@@ -1,0 +1,198 @@
+"""Image conversion and resampling for SR3: the only place where value ranges change.
+
+Conventions used across the package:
+
+- Images travel as float tensors of shape `(batch, 3, height, width)`.
+- "[0, 1]" images are what users hand in and get back; the UNet sees "[-1, 1]" images (SPEC section 3).
+- Two bicubic resamplers exist, on purpose, because SR3 uses two different ones:
+  `upsample_bicubic` is the condition's x`scale` upsampling (PyTorch's bicubic, `align_corners=False`, as the
+  reference does with `nn.Upsample(mode="bicubic")`), and `imresize` is MATLAB's antialiased `imresize(..., "bicubic")`,
+  which made the reference's low-resolution files (DIV2K's `X4` folders) and which we use to make LR images from HR ones.
+"""
+
+import math
+from typing import List, Union
+
+import numpy as np
+import PIL.Image
+import torch
+import torch.nn.functional as F
+
+
+ImageInput = Union[PIL.Image.Image, np.ndarray, torch.Tensor, List[Union[PIL.Image.Image, np.ndarray, torch.Tensor]]]
+
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    """Map images from [0, 1] to the model's [-1, 1]."""
+    return images * 2.0 - 1.0
+
+
+def denormalize(images: torch.Tensor) -> torch.Tensor:
+    """Map images from the model's [-1, 1] to [0, 1], clamping (SPEC section 2: the final output is clamped)."""
+    return (images / 2.0 + 0.5).clamp(0.0, 1.0)
+
+
+def upsample_bicubic(low_res: torch.Tensor, scale: int) -> torch.Tensor:
+    """The SR3 condition: bicubic x`scale` upsampling of a [0, 1] image, clamped to [0, 1] (SPEC section 3).
+
+    This is PyTorch's bicubic (a = -0.75, `align_corners=False`), exactly what the reference's
+    `nn.Upsample(scale_factor=4, mode="bicubic")` computes.
+    """
+    upsampled = F.interpolate(low_res, scale_factor=scale, mode="bicubic", align_corners=False)
+    return upsampled.clamp(0.0, 1.0)
+
+
+def _matlab_cubic(x: torch.Tensor) -> torch.Tensor:
+    """MATLAB's bicubic kernel (Keys, a = -0.5)."""
+    absx = x.abs()
+    absx2, absx3 = absx**2, absx**3
+    near = (1.5 * absx3 - 2.5 * absx2 + 1.0) * (absx <= 1)
+    far = (-0.5 * absx3 + 2.5 * absx2 - 4.0 * absx + 2.0) * ((absx > 1) & (absx <= 2))
+    return near + far
+
+
+def _matlab_resize_matrix(in_size: int, out_size: int, scale: float, antialias: bool) -> torch.Tensor:
+    """The `(out_size, in_size)` matrix that applies MATLAB's `imresize` bicubic along one axis.
+
+    Follows MATLAB's `contributions()`: when shrinking with antialiasing the kernel is stretched by 1/scale,
+    and samples outside the image are mirrored (symmetric padding), so the weights of each row sum to 1.
+    """
+    kernel_width = 4.0
+    stretch = scale < 1 and antialias
+    if stretch:
+        kernel_width /= scale
+    out_coords = torch.arange(1, out_size + 1, dtype=torch.float64)
+    # Input-space coordinate of each output pixel centre (1-based, as in MATLAB).
+    centres = out_coords / scale + 0.5 * (1.0 - 1.0 / scale)
+    left = torch.floor(centres - kernel_width / 2.0)
+    taps = int(math.ceil(kernel_width)) + 2
+    indices = left[:, None] + torch.arange(taps, dtype=torch.float64)[None, :]
+    distances = centres[:, None] - indices
+    weights = scale * _matlab_cubic(scale * distances) if stretch else _matlab_cubic(distances)
+    weights = weights / weights.sum(dim=1, keepdim=True)
+    # Mirror out-of-range taps back into the image (MATLAB's symmetric padding), 0-based.
+    zero_based = indices.long() - 1
+    mirrored = torch.remainder(zero_based, 2 * in_size)
+    mirrored = torch.where(mirrored >= in_size, 2 * in_size - 1 - mirrored, mirrored)
+    matrix = torch.zeros(out_size, in_size, dtype=torch.float64)
+    matrix.scatter_add_(1, mirrored, weights)
+    return matrix
+
+
+def imresize(images: torch.Tensor, scale: float, antialias: bool = True) -> torch.Tensor:
+    """MATLAB-compatible `imresize(images, scale, "bicubic")` on `(..., height, width)` float tensors.
+
+    Output size is `ceil(size * scale)` per side, as in MATLAB. With `antialias=True` (MATLAB's default) downscaling
+    low-pass filters first; this is how the reference's LR images were made. No clamping or rounding is applied:
+    quantise afterwards if you need uint8 LR files.
+    """
+    if images.ndim < 2:
+        raise ValueError(f"imresize expects a tensor with at least 2 dimensions (..., H, W), got shape {tuple(images.shape)}")
+    if scale <= 0:
+        raise ValueError(f"imresize needs a positive scale, got {scale}")
+    height, width = images.shape[-2:]
+    out_height, out_width = math.ceil(height * scale), math.ceil(width * scale)
+    rows = _matlab_resize_matrix(height, out_height, scale, antialias).to(images.device, torch.float32)
+    cols = _matlab_resize_matrix(width, out_width, scale, antialias).to(images.device, torch.float32)
+    resized = torch.matmul(rows, images.float())
+    resized = torch.matmul(resized, cols.T)
+    return resized.to(images.dtype)
+
+
+def _pil_to_array(image: PIL.Image.Image) -> np.ndarray:
+    """A PIL image as an `(H, W, 3)` float32 array in [0, 1]; 16-bit and 32-bit integer modes are rescaled, alpha dropped."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        array = np.asarray(image, dtype=np.float32) / 65535.0
+        return np.repeat(array[..., None], 3, axis=-1)
+    if image.mode == "I":
+        # 32-bit integer mode: PNG 16-bit greyscale images are opened this way.
+        array = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if array.max(initial=0) > 255 else 255.0
+        return np.repeat((array / peak).astype(np.float32)[..., None], 3, axis=-1)
+    if image.mode == "F":
+        array = np.asarray(image, dtype=np.float32)
+        return np.repeat(array[..., None], 3, axis=-1)
+    return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def _array_to_chw(array: np.ndarray) -> torch.Tensor:
+    """An `(H, W)`, `(H, W, C)` numpy array as a `(3, H, W)` float tensor in [0, 1] (integers rescaled by their dtype)."""
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3:
+        raise ValueError(f"A numpy image must have shape (H, W) or (H, W, C); got shape {array.shape}.")
+    tensor = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
+    return _tensor_to_rgb(tensor, channels_dim_hint="numpy (H, W, C)")
+
+
+def _tensor_to_rgb(tensor: torch.Tensor, channels_dim_hint: str) -> torch.Tensor:
+    """A `(C, H, W)` tensor of any dtype as a float32 `(3, H, W)` tensor in [0, 1]."""
+    if tensor.dtype == torch.bool or tensor.is_complex():
+        raise TypeError(f"Image values must be real numbers, got dtype {tensor.dtype}.")
+    if not tensor.is_floating_point():
+        # uint8 images are 8-bit; other integer types (uint16 PNGs, int32 from PIL) are 16-bit when they exceed 255.
+        is_16_bit = tensor.dtype == torch.uint16 or (tensor.dtype != torch.uint8 and tensor.numel() and tensor.max() > 255)
+        tensor = tensor.float() / (65535.0 if is_16_bit else 255.0)
+    tensor = tensor.float()
+    channels = tensor.shape[0]
+    if channels == 1:
+        tensor = tensor.expand(3, -1, -1)
+    elif channels == 4:
+        tensor = tensor[:3]
+    elif channels != 3:
+        raise ValueError(
+            f"An image needs 1 (grey), 3 (RGB) or 4 (RGBA) channels, got {channels} channels in a {channels_dim_hint}"
+            " layout; check the channel axis."
+        )
+    if tensor.shape[1] == 0 or tensor.shape[2] == 0:
+        raise ValueError(f"Empty image: height and width must be positive, got {tuple(tensor.shape[1:])}.")
+    if not torch.isfinite(tensor).all():
+        raise ValueError("The image contains NaN or infinite values; clean the input before upscaling.")
+    low, high = tensor.min().item(), tensor.max().item()
+    if low < 0.0 or high > 1.0:
+        raise ValueError(
+            f"Float images must have values in [0, 1], got values in [{low:.4g}, {high:.4g}]. "
+            "If your image is in [-1, 1] pass `(image + 1) / 2`; if it is in [0, 255] pass `image / 255`."
+        )
+    return tensor.contiguous()
+
+
+def to_rgb_tensors(image: ImageInput) -> List[torch.Tensor]:
+    """Convert the pipeline's accepted image inputs to a list of float32 `(3, H, W)` tensors in [0, 1].
+
+    Accepts a PIL image (any mode: grey, RGBA and 16-bit are converted to RGB), a numpy array `(H, W)`, `(H, W, C)`
+    or a batch `(B, H, W, C)`, a torch tensor `(C, H, W)` or a batch `(B, C, H, W)`, or a list of these. Integer
+    arrays are rescaled by their range (uint8 by 255, uint16 by 65535); float arrays must already be in [0, 1].
+    Images in a list may have different sizes.
+    """
+    if isinstance(image, (list, tuple)):
+        if len(image) == 0:
+            raise ValueError("`image` is an empty list; pass at least one image.")
+        tensors = []
+        for item in image:
+            if isinstance(item, (list, tuple)):
+                raise TypeError("`image` may be a list of images, not a list of lists.")
+            tensors.extend(to_rgb_tensors(item))
+        return tensors
+    if isinstance(image, PIL.Image.Image):
+        if image.width == 0 or image.height == 0:
+            raise ValueError(f"Empty image: PIL image of size {image.size}.")
+        return [_array_to_chw(_pil_to_array(image))]
+    if isinstance(image, np.ndarray):
+        if image.ndim == 4:
+            return [_array_to_chw(item) for item in image]
+        return [_array_to_chw(image)]
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu()
+        if image.ndim == 4:
+            if image.shape[0] == 0:
+                raise ValueError("`image` is an empty batch (first dimension 0).")
+            return [_tensor_to_rgb(item, "torch (C, H, W)") for item in image]
+        if image.ndim == 3:
+            return [_tensor_to_rgb(image, "torch (C, H, W)")]
+        if image.ndim == 2:
+            return [_tensor_to_rgb(image[None], "torch (H, W)")]
+        raise ValueError(f"A torch image must have shape (C, H, W) or (B, C, H, W); got shape {tuple(image.shape)}.")
+    raise TypeError(
+        f"`image` must be a PIL.Image.Image, numpy array, torch.Tensor or a list of them, got {type(image).__name__}."
+    )

@@ -1,0 +1,3 @@
+from .unet_sr3 import SR3_UNET_PRESETS, SR3UNet2DModel, SR3UNet2DOutput
+
+__all__ = ["SR3_UNET_PRESETS", "SR3UNet2DModel", "SR3UNet2DOutput"]

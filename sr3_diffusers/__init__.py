@@ -1,0 +1,10 @@
+"""SR3 image super-resolution (Saharia et al., 2021) as Hugging Face diffusers components."""
+
+from .models import SR3UNet2DModel, SR3UNet2DOutput
+from .pipelines import SR3Pipeline
+from .schedulers import SR3Scheduler, SR3SchedulerOutput
+
+
+__version__ = "0.1.0"
+
+__all__ = ["SR3Pipeline", "SR3Scheduler", "SR3SchedulerOutput", "SR3UNet2DModel", "SR3UNet2DOutput"]

@@ -1,0 +1,229 @@
+"""SR3Pipeline: image super-resolution by iterative refinement (Saharia et al., 2021)."""
+
+import os
+from typing import Callable, Dict, List, Optional, Union
+
+import torch
+import torch.nn.functional as F
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
+from diffusers.pipelines.pipeline_utils import DiffusionPipeline, ImagePipelineOutput
+from diffusers.utils import replace_example_docstring
+from diffusers.utils.torch_utils import randn_tensor
+from huggingface_hub import snapshot_download
+
+from ..image_processing import ImageInput, denormalize, normalize, to_rgb_tensors, upsample_bicubic
+from ..models.unet_sr3 import SR3UNet2DModel
+from ..schedulers.scheduling_sr3 import SR3Scheduler
+
+
+OUTPUT_TYPES = ("pil", "np", "pt")
+
+EXAMPLE_DOC_STRING = """
+    Example:
+        ```py
+        >>> import torch
+        >>> from PIL import Image
+        >>> from sr3_diffusers import SR3Pipeline
+
+        >>> pipe = SR3Pipeline.from_pretrained("path/or/hub-id-of-an-sr3-pipeline")
+        >>> low_res = Image.open("photo.png")
+        >>> upscaled = pipe(low_res, generator=torch.manual_seed(0)).images[0]
+        >>> upscaled.save("photo_x4.png")
+        ```
+"""
+
+
+class SR3Pipeline(DiffusionPipeline):
+    r"""
+    Pipeline for image super-resolution with SR3 ([Saharia et al., 2021](https://arxiv.org/abs/2104.07636)).
+
+    The low-resolution image is upsampled x`scale` with bicubic interpolation, mapped to [-1, 1] and given to the UNet
+    as a condition at every step while the scheduler refines pure noise into the high-resolution image.
+
+    This model inherits from [`DiffusionPipeline`]. Check the superclass documentation for the generic methods
+    implemented for all pipelines (downloading, saving, running on a particular device, etc.).
+
+    Args:
+        unet ([`SR3UNet2DModel`]): The noise-prediction UNet, conditioned on the upsampled image.
+        scheduler ([`SR3Scheduler`]): The sampling schedule and update rule.
+        scale (`int`, defaults to 4): The upscaling factor the UNet was trained for; saved in `model_index.json`.
+    """
+
+    model_cpu_offload_seq = "unet"
+    _callback_tensor_inputs = ["sample", "condition", "pred_original_sample"]
+
+    def __init__(self, unet: SR3UNet2DModel, scheduler: SR3Scheduler, scale: int = 4):
+        super().__init__()
+        if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
+            raise ValueError(f"`scale` must be a positive integer upscaling factor, got {scale!r}.")
+        self.register_modules(unet=unet, scheduler=scheduler)
+        self.register_to_config(scale=scale)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: Union[str, os.PathLike], **kwargs) -> "SR3Pipeline":
+        r"""
+        Load a saved SR3 pipeline from a local folder or a Hub repo id.
+
+        diffusers' generic loader refuses Hub repos whose components come from a library other than diffusers or
+        transformers, so a repo id is first resolved to a local snapshot with `huggingface_hub.snapshot_download`
+        (which honours `HF_HUB_OFFLINE`, `cache_dir`, `revision`, `token` and `local_files_only`), then loaded like a
+        folder. Weights load from safetensors only; pass `use_safetensors=False` to allow pickled `.bin` weights you
+        trust. All other keyword arguments (`torch_dtype`, `device_map`, ...) go to
+        [`~DiffusionPipeline.from_pretrained`].
+        """
+        kwargs.setdefault("use_safetensors", True)
+        if not os.path.isdir(pretrained_model_name_or_path):
+            allow_patterns = ["*.json", "*.safetensors", "*.md"]
+            if not kwargs["use_safetensors"]:
+                allow_patterns.append("*.bin")
+            pretrained_model_name_or_path = snapshot_download(
+                str(pretrained_model_name_or_path),
+                revision=kwargs.pop("revision", None),
+                cache_dir=kwargs.pop("cache_dir", None),
+                token=kwargs.pop("token", None),
+                local_files_only=kwargs.pop("local_files_only", False),
+                allow_patterns=allow_patterns,
+            )
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    @property
+    def interrupt(self) -> bool:
+        """Set `pipe._interrupt = True` from a `callback_on_step_end` to stop sampling after the current step."""
+        return self._interrupt
+
+    def check_inputs(
+        self,
+        output_type: str,
+        generator: Optional[Union[torch.Generator, List[torch.Generator]]],
+        batch_size: int,
+        callback_on_step_end_tensor_inputs: List[str],
+    ) -> None:
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"`output_type` must be one of {OUTPUT_TYPES}, got {output_type!r}.")
+        if isinstance(generator, list) and len(generator) != batch_size:
+            raise ValueError(
+                f"Got a list of {len(generator)} generators for {batch_size} images; pass one generator, or one per image."
+            )
+        unknown = [name for name in callback_on_step_end_tensor_inputs if name not in self._callback_tensor_inputs]
+        if unknown:
+            raise ValueError(
+                f"`callback_on_step_end_tensor_inputs` may only name {self._callback_tensor_inputs}, got {unknown}."
+            )
+
+    def prepare_condition(self, low_res_images: List[torch.Tensor]) -> torch.Tensor:
+        """Upsample each [0, 1] low-resolution image x`scale` (SPEC section 3), map to [-1, 1], and pad the batch to a
+        common size that the UNet accepts (a multiple of its total downsampling), repeating edge pixels."""
+        scale = self.config.scale
+        factor = self.unet.downsample_factor
+        height = max(image.shape[1] for image in low_res_images) * scale
+        width = max(image.shape[2] for image in low_res_images) * scale
+        padded_height, padded_width = -(-height // factor) * factor, -(-width // factor) * factor
+        conditions = []
+        for image in low_res_images:
+            upsampled = normalize(upsample_bicubic(image[None].to(self._execution_device), scale))
+            pad_bottom = padded_height - upsampled.shape[2]
+            pad_right = padded_width - upsampled.shape[3]
+            conditions.append(F.pad(upsampled, (0, pad_right, 0, pad_bottom), mode="replicate"))
+        return torch.cat(conditions)
+
+    @torch.no_grad()
+    @replace_example_docstring(EXAMPLE_DOC_STRING)
+    def __call__(
+        self,
+        image: ImageInput,
+        num_inference_steps: Optional[int] = None,
+        generator: Optional[Union[torch.Generator, List[torch.Generator]]] = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        callback_on_step_end: Optional[
+            Union[Callable[[DiffusionPipeline, int, int, Dict], Dict], PipelineCallback, MultiPipelineCallbacks]
+        ] = None,
+        callback_on_step_end_tensor_inputs: List[str] = ["sample"],
+    ) -> Union[ImagePipelineOutput, tuple]:
+        r"""
+        Upscale one image or a batch of images.
+
+        Args:
+            image (`PIL.Image.Image`, `np.ndarray`, `torch.Tensor` or a list of them):
+                The low-resolution image(s). PIL images of any mode (grey, RGBA, 16-bit) are converted to RGB; numpy
+                arrays are `(H, W)`, `(H, W, C)` or `(B, H, W, C)`, torch tensors `(C, H, W)` or `(B, C, H, W)`; uint8
+                and uint16 values are rescaled, float values must lie in [0, 1]. Any size works: the input is padded to
+                what the UNet accepts and the output cropped to exactly `scale` times the input size.
+            num_inference_steps (`int`, *optional*):
+                Denoising steps; defaults to the scheduler's configured `num_inference_steps` (100 for the presets).
+            generator (`torch.Generator` or `List[torch.Generator]`, *optional*):
+                Makes sampling deterministic; pass one per image for per-image reproducibility.
+            output_type (`str`, defaults to `"pil"`):
+                `"pil"` (list of `PIL.Image.Image`), `"np"` (`(B, H, W, 3)` float array in [0, 1]) or `"pt"`
+                (`(B, 3, H, W)` tensor in [0, 1]). Images of different sizes come back as a list for `"np"`/`"pt"`.
+            return_dict (`bool`, defaults to `True`): Return an [`ImagePipelineOutput`] instead of a tuple.
+            callback_on_step_end (`Callable`, `PipelineCallback` or `MultiPipelineCallbacks`, *optional*):
+                Called after each step as `callback_on_step_end(pipe, step_index, timestep, callback_kwargs)`; it may
+                return a dict that replaces tensors in `callback_kwargs` (e.g. `{"sample": ...}`).
+            callback_on_step_end_tensor_inputs (`List[str]`, defaults to `["sample"]`):
+                Which of `"sample"` (x_t), `"condition"` and `"pred_original_sample"` go into `callback_kwargs`.
+
+        Examples:
+
+        Returns:
+            [`ImagePipelineOutput`] or `tuple`: the upscaled images.
+        """
+        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
+            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
+        low_res_images = to_rgb_tensors(image)
+        batch_size = len(low_res_images)
+        self.check_inputs(output_type, generator, batch_size, callback_on_step_end_tensor_inputs)
+        self._interrupt = False
+        device = self._execution_device
+
+        # 1. The condition: bicubic-upsampled low-resolution images in [-1, 1], padded for the UNet.
+        condition = self.prepare_condition(low_res_images).to(self.unet.dtype)
+
+        # 2. x_T ~ N(0, I) (Algorithm 2, line 1). The sample is kept in float32 whatever the UNet's dtype, so that
+        # a bfloat16/float16 UNet does not accumulate rounding error over the steps.
+        sample = randn_tensor(condition.shape, generator=generator, device=device, dtype=torch.float32)
+        sample = sample * self.scheduler.init_noise_sigma
+
+        # 3. The sampling schedule.
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = self.scheduler.timesteps
+
+        # 4. The refinement loop (Algorithm 2, lines 2-5).
+        for step_index, timestep in enumerate(self.progress_bar(timesteps)):
+            if self.interrupt:
+                break
+            noise_level = self.scheduler.get_noise_level(timestep).expand(batch_size)
+            model_input = self.scheduler.scale_model_input(sample, timestep)
+            noise_pred = self.unet(model_input.to(self.unet.dtype), noise_level, condition).sample
+            step_output = self.scheduler.step(noise_pred.float(), timestep, sample, generator=generator)
+            sample, pred_original_sample = step_output.prev_sample, step_output.pred_original_sample
+
+            if callback_on_step_end is not None:
+                step_tensors = {"sample": sample, "condition": condition, "pred_original_sample": pred_original_sample}
+                callback_kwargs = {name: step_tensors[name] for name in callback_on_step_end_tensor_inputs}
+                callback_outputs = callback_on_step_end(self, step_index, timestep, callback_kwargs)
+                sample = callback_outputs.pop("sample", sample)
+
+        # 5. Crop each image back to exactly `scale` times its input size, clamp to [0, 1] and convert.
+        scale = self.config.scale
+        images = [
+            denormalize(sample[index, :, : low_res.shape[1] * scale, : low_res.shape[2] * scale]).cpu()
+            for index, low_res in enumerate(low_res_images)
+        ]
+        images = self._to_output_type(images, output_type)
+
+        self.maybe_free_model_hooks()
+
+        if not return_dict:
+            return (images,)
+        return ImagePipelineOutput(images=images)
+
+    def _to_output_type(self, images: List[torch.Tensor], output_type: str):
+        """`(3, H, W)` [0, 1] tensors as PIL images, or as a stacked array/tensor when all have the same size."""
+        same_size = len({tuple(image.shape) for image in images}) == 1
+        if output_type == "pt":
+            return torch.stack(images) if same_size else images
+        arrays = [image.permute(1, 2, 0).float().numpy() for image in images]
+        if output_type == "pil":
+            return [self.numpy_to_pil(array)[0] for array in arrays]
+        return torch.stack(images).permute(0, 2, 3, 1).float().numpy() if same_size else arrays

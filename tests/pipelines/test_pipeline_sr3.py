@@ -1,0 +1,347 @@
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+import torch.nn.functional as F
+from diffusers.callbacks import PipelineCallback
+from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
+
+from sr3_diffusers import SR3Pipeline, SR3Scheduler, SR3UNet2DModel
+
+
+def random_image(height, width, seed=0):
+    return torch.rand(3, height, width, generator=torch.Generator().manual_seed(seed))
+
+
+def run(pipe, image, seed=0, **kwargs):
+    return pipe(image, generator=torch.Generator().manual_seed(seed), **kwargs).images
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The algorithm
+
+
+def test_pipeline_equals_algorithm_2_written_out_by_hand(tiny_pipeline):
+    low_res = random_image(4, 6)
+    output = run(tiny_pipeline, low_res, output_type="pt")
+
+    unet, scheduler = tiny_pipeline.unet, SR3Scheduler(num_inference_steps=4)
+    generator = torch.Generator().manual_seed(0)
+    # SPEC section 3: bicubic x4 of the [0, 1] image, clamped to [0, 1], mapped to [-1, 1].
+    condition = F.interpolate(low_res[None], scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1) * 2 - 1
+    sample = torch.randn(1, 3, 16, 24, generator=generator)
+    betas = np.linspace(1e-4, 0.1, 4)
+    gammas = np.cumprod(1 - betas)
+    with torch.no_grad():
+        for t in reversed(range(4)):
+            eps = unet(sample, float(np.sqrt(gammas[t])), condition).sample
+            mean = (sample - betas[t] / np.sqrt(1 - gammas[t]) * eps) / np.sqrt(1 - betas[t])
+            noise = torch.randn(sample.shape, generator=generator) if t > 0 else 0
+            sample = mean + np.sqrt(betas[t]) * noise
+    expected = (sample.clamp(-1, 1) + 1) / 2
+    torch.testing.assert_close(output, expected.float(), atol=1e-5, rtol=1e-5)
+
+
+def test_condition_is_the_clamped_bicubic_upsampling_in_minus_one_to_one(tiny_pipeline):
+    low_res = random_image(8, 8)
+    seen = {}
+
+    def keep_condition(pipe, step_index, timestep, callback_kwargs):
+        seen["condition"] = callback_kwargs["condition"]
+        return {}
+
+    run(tiny_pipeline, low_res, callback_on_step_end=keep_condition, callback_on_step_end_tensor_inputs=["condition"])
+    expected = F.interpolate(low_res[None], size=(32, 32), mode="bicubic", align_corners=False).clamp(0, 1) * 2 - 1
+    torch.testing.assert_close(seen["condition"], expected)
+
+
+def test_same_generator_same_output_and_other_seed_other_output(tiny_pipeline):
+    low_res = random_image(5, 7)
+    first = run(tiny_pipeline, low_res, seed=3, output_type="pt")
+    assert torch.equal(first, run(tiny_pipeline, low_res, seed=3, output_type="pt"))
+    assert not torch.equal(first, run(tiny_pipeline, low_res, seed=4, output_type="pt"))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Inputs and outputs
+
+
+@pytest.mark.parametrize(
+    "make_image",
+    [
+        lambda: PIL.Image.fromarray((np.random.default_rng(0).random((5, 7, 3)) * 255).astype(np.uint8)),
+        lambda: PIL.Image.fromarray((np.random.default_rng(0).random((5, 7)) * 255).astype(np.uint8), mode="L"),
+        lambda: PIL.Image.new("RGBA", (7, 5), (10, 200, 30, 0)),
+        lambda: PIL.Image.fromarray((np.random.default_rng(0).random((5, 7)) * 65535).astype(np.uint16)),
+        lambda: np.random.default_rng(0).random((5, 7, 3)).astype(np.float32),
+        lambda: (np.random.default_rng(0).random((5, 7, 3)) * 255).astype(np.uint8),
+        lambda: (np.random.default_rng(0).random((5, 7)) * 65535).astype(np.uint16),
+        lambda: random_image(5, 7),
+        lambda: (random_image(5, 7) * 255).to(torch.uint8),
+    ],
+    ids=["pil-rgb", "pil-grey", "pil-rgba", "pil-16bit", "np-float", "np-uint8", "np-uint16", "pt-float", "pt-uint8"],
+)
+def test_odd_sized_inputs_of_every_kind_come_back_exactly_four_times_larger(tiny_pipeline, make_image):
+    images = run(tiny_pipeline, make_image())
+    assert len(images) == 1 and isinstance(images[0], PIL.Image.Image)
+    assert images[0].size == (28, 20) and images[0].mode == "RGB"
+
+
+def test_sixteen_bit_and_eight_bit_versions_of_an_image_give_the_same_result(tiny_pipeline):
+    levels = np.random.default_rng(1).integers(0, 256, (6, 6, 3))
+    eight_bit = run(tiny_pipeline, levels.astype(np.uint8), output_type="np")
+    sixteen_bit = run(tiny_pipeline, (levels * 257).astype(np.uint16), output_type="np")
+    np.testing.assert_allclose(eight_bit, sixteen_bit, atol=1e-5)
+
+
+def test_grey_input_is_treated_as_equal_rgb_channels(tiny_pipeline):
+    grey = np.random.default_rng(0).integers(0, 256, (6, 6)).astype(np.uint8)
+    from_grey = run(tiny_pipeline, PIL.Image.fromarray(grey, mode="L"), output_type="np")
+    from_rgb = run(tiny_pipeline, np.repeat(grey[..., None], 3, axis=-1), output_type="np")
+    np.testing.assert_array_equal(from_grey, from_rgb)
+
+
+def test_batches_and_lists_of_mixed_sizes(tiny_pipeline):
+    batch = run(tiny_pipeline, torch.rand(3, 3, 5, 6), output_type="pt")
+    assert batch.shape == (3, 3, 20, 24)
+    numpy_batch = run(tiny_pipeline, np.random.default_rng(0).random((2, 5, 6, 3)), output_type="np")
+    assert numpy_batch.shape == (2, 20, 24, 3)
+    mixed = run(tiny_pipeline, [random_image(5, 6), PIL.Image.new("L", (3, 9))], output_type="pt")
+    assert [tuple(image.shape) for image in mixed] == [(3, 20, 24), (3, 36, 12)]
+    pil = run(tiny_pipeline, [random_image(5, 6), random_image(5, 6, seed=1)])
+    assert [image.size for image in pil] == [(24, 20), (24, 20)]
+
+
+def test_output_types_have_documented_layout_and_range(tiny_pipeline):
+    low_res = random_image(4, 4)
+    as_pt = run(tiny_pipeline, low_res, output_type="pt")
+    as_np = run(tiny_pipeline, low_res, output_type="np")
+    as_pil = run(tiny_pipeline, low_res, output_type="pil")
+    assert as_pt.shape == (1, 3, 16, 16) and as_np.shape == (1, 16, 16, 3)
+    assert 0 <= as_pt.min() and as_pt.max() <= 1
+    np.testing.assert_allclose(as_np[0], as_pt[0].permute(1, 2, 0).numpy())
+    np.testing.assert_array_equal(np.asarray(as_pil[0]), (as_np[0] * 255).round().astype(np.uint8))
+
+
+def test_return_dict_false_gives_a_tuple(tiny_pipeline):
+    output = tiny_pipeline(random_image(4, 4), return_dict=False)
+    assert isinstance(output, tuple) and isinstance(output[0][0], PIL.Image.Image)
+    assert isinstance(tiny_pipeline(random_image(4, 4)), ImagePipelineOutput)
+
+
+def test_num_inference_steps_defaults_to_the_scheduler_config_and_can_be_fewer(tiny_pipeline):
+    steps = []
+    callback = lambda pipe, i, t, kwargs: steps.append(int(t)) or {}  # noqa: E731
+    run(tiny_pipeline, random_image(4, 4), callback_on_step_end=callback)
+    assert steps == [3, 2, 1, 0]
+    steps.clear()
+    run(tiny_pipeline, random_image(4, 4), num_inference_steps=2, callback_on_step_end=callback)
+    assert steps == [1, 0]
+
+
+def test_callback_can_replace_the_sample_and_interrupt(tiny_pipeline):
+    def zero_sample_then_stop(pipe, step_index, timestep, callback_kwargs):
+        pipe._interrupt = step_index == 1
+        return {"sample": torch.zeros_like(callback_kwargs["sample"])}
+
+    output = run(tiny_pipeline, random_image(4, 4), output_type="pt", callback_on_step_end=zero_sample_then_stop)
+    # The loop stops after step 1, whose sample was replaced by zeros: the output is mid-grey everywhere.
+    torch.testing.assert_close(output, torch.full_like(output, 0.5))
+
+
+def test_pipeline_callback_objects_are_supported(tiny_pipeline):
+    class CountSteps(PipelineCallback):
+        tensor_inputs = ["sample", "pred_original_sample"]
+
+        def callback_fn(self, pipeline, step_index, timestep, callback_kwargs):
+            assert callback_kwargs["pred_original_sample"].shape == callback_kwargs["sample"].shape
+            self.calls = getattr(self, "calls", 0) + 1
+            return callback_kwargs
+
+    callback = CountSteps()
+    run(tiny_pipeline, random_image(4, 4), callback_on_step_end=callback)
+    assert callback.calls == 4
+
+
+def test_progress_bar_is_shown_by_default(tiny_pipeline, capsys):
+    tiny_pipeline.set_progress_bar_config(disable=False)
+    run(tiny_pipeline, random_image(4, 4))
+    assert "4/4" in capsys.readouterr().err
+
+
+def test_bfloat16_pipeline_runs_and_agrees_with_float32(tiny_pipeline):
+    low_res = random_image(8, 8)
+    full = run(tiny_pipeline, low_res, output_type="pt")
+    tiny_pipeline.to(torch.bfloat16)
+    low = run(tiny_pipeline, low_res, output_type="pt")
+    assert low.dtype == torch.float32 and torch.isfinite(low).all()
+    assert (low - full).abs().mean() < 0.02
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Saving and loading
+
+
+def assert_same_up_to_float_rounding(actual, expected):
+    """Weights read from safetensors sit at other memory alignments than freshly made ones, which can change the
+    SIMD summation order of a convolution by one rounding; a real difference in weights or schedule is far larger."""
+    torch.testing.assert_close(actual, expected, atol=1e-5, rtol=0)
+
+
+def test_save_and_load_round_trip_gives_identical_outputs(tiny_pipeline, tmp_path):
+    tiny_pipeline.save_pretrained(tmp_path)
+    index = json.loads((tmp_path / "model_index.json").read_text())
+    assert index["_class_name"] == "SR3Pipeline" and index["scale"] == 4
+    assert (tmp_path / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+    assert (tmp_path / "scheduler" / "scheduler_config.json").is_file()
+    loaded = SR3Pipeline.from_pretrained(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.config.scale == 4 and isinstance(loaded.unet, SR3UNet2DModel)
+    low_res = random_image(5, 7)
+    assert_same_up_to_float_rounding(run(tiny_pipeline, low_res, output_type="pt"), run(loaded, low_res, output_type="pt"))
+
+
+def test_scale_is_part_of_the_saved_config(tmp_path):
+    unet = SR3UNet2DModel(block_out_channels=(8, 16), layers_per_block=1, attention_depths=(), norm_num_groups=4)
+    SR3Pipeline(unet=unet, scheduler=SR3Scheduler(num_inference_steps=2), scale=2).save_pretrained(tmp_path)
+    loaded = SR3Pipeline.from_pretrained(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.config.scale == 2
+    assert loaded(random_image(5, 7)).images[0].size == (14, 10)
+
+
+@pytest.mark.filterwarnings("ignore:`torch_dtype` is deprecated")
+def test_torch_dtype_on_load(tiny_pipeline, tmp_path):
+    tiny_pipeline.save_pretrained(tmp_path)
+    loaded = SR3Pipeline.from_pretrained(tmp_path, torch_dtype=torch.bfloat16)
+    assert loaded.unet.dtype == torch.bfloat16
+    assert SR3Pipeline.from_pretrained(tmp_path, dtype=torch.float16).unet.dtype == torch.float16
+
+
+def test_pickled_weights_load_only_when_the_user_opts_in(tiny_pipeline, tmp_path):
+    tiny_pipeline.save_pretrained(tmp_path, safe_serialization=False)
+    assert (tmp_path / "unet" / "diffusion_pytorch_model.bin").is_file()
+    with pytest.raises(EnvironmentError, match="safetensors"):
+        SR3Pipeline.from_pretrained(tmp_path)
+    assert SR3Pipeline.from_pretrained(tmp_path, use_safetensors=False).unet is not None
+
+
+def git_blob_sha1(content: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+
+
+def write_hub_cache(folder, cache_dir, repo_id, commit_hash, extra_repo_files=None, skip=()):
+    """Lay `folder` out in `cache_dir` as huggingface_hub leaves a real download: blobs named by etag (sha256 for LFS
+    files, git sha1 otherwise), snapshot symlinks, refs/main and the trees/<commit>.json listing of the whole repo."""
+    storage = cache_dir / ("models--" + repo_id.replace("/", "--"))
+    snapshot = storage / "snapshots" / commit_hash
+    (storage / "refs").mkdir(parents=True)
+    (storage / "refs" / "main").write_text(commit_hash)
+    (storage / "blobs").mkdir()
+    files = {path.relative_to(folder).as_posix(): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+    files.update(extra_repo_files or {})
+    listing = {}
+    for relative, content in files.items():
+        if relative.endswith(".safetensors"):
+            sha256 = hashlib.sha256(content).hexdigest()
+            pointer = f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {len(content)}\n"
+            etag = sha256
+            listing[relative] = {"size": len(content), "blob_id": git_blob_sha1(pointer.encode()),
+                                 "lfs_sha256": sha256, "lfs_size": len(content)}
+        else:
+            etag = git_blob_sha1(content)
+            listing[relative] = {"size": len(content), "blob_id": etag}
+        if relative in skip or relative in (extra_repo_files or {}):
+            continue  # listed in the repo, not downloaded
+        (storage / "blobs" / etag).write_bytes(content)
+        link = snapshot / relative
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(storage / "blobs" / etag, link.parent))
+    (storage / "trees").mkdir()
+    trees = {"format_version": 1, "files": dict(sorted(listing.items()))}
+    (storage / "trees" / f"{commit_hash}.json").write_text(json.dumps(trees, indent=2))
+
+
+LOAD_FROM_HUB = """
+import sys, torch
+from sr3_diffusers import SR3Pipeline
+pipe = SR3Pipeline.from_pretrained("sr3-org/sr3-tiny")
+pipe.set_progress_bar_config(disable=True)
+image = pipe(torch.rand(3, 5, 7, generator=torch.manual_seed(0)), generator=torch.manual_seed(0), output_type="pt").images
+torch.save(image, sys.argv[1])
+"""
+
+
+def load_from_hub_cache_offline(cache_dir, output):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(cache_dir), HF_HOME=str(cache_dir.parent / "home"))
+    return subprocess.run([sys.executable, "-c", LOAD_FROM_HUB, str(output)], env=env, capture_output=True, text=True)
+
+
+def test_repo_id_loads_offline_from_a_real_hub_cache_layout(tiny_pipeline, tmp_path):
+    tiny_pipeline.save_pretrained(tmp_path / "saved")
+    repo_files = {".gitattributes": b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"}
+    write_hub_cache(tmp_path / "saved", tmp_path / "hub", "sr3-org/sr3-tiny", "a" * 40, extra_repo_files=repo_files)
+    result = load_from_hub_cache_offline(tmp_path / "hub", tmp_path / "out.pt")
+    assert result.returncode == 0, result.stderr
+    expected = tiny_pipeline(torch.rand(3, 5, 7, generator=torch.manual_seed(0)), generator=torch.manual_seed(0),
+                             output_type="pt").images
+    assert_same_up_to_float_rounding(torch.load(tmp_path / "out.pt"), expected)
+
+
+def test_incomplete_cached_snapshot_fails_with_a_clear_error(tiny_pipeline, tmp_path):
+    tiny_pipeline.save_pretrained(tmp_path / "saved")
+    weights = "unet/diffusion_pytorch_model.safetensors"
+    write_hub_cache(tmp_path / "saved", tmp_path / "hub", "sr3-org/sr3-tiny", "b" * 40, skip=(weights,))
+    result = load_from_hub_cache_offline(tmp_path / "hub", tmp_path / "out.pt")
+    assert result.returncode != 0
+    assert "incomplete" in result.stderr and weights in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Bad input
+
+
+@pytest.mark.parametrize(
+    "image, error, message",
+    [
+        ("photo.png", TypeError, "PIL.Image.Image, numpy array, torch.Tensor"),
+        ([], ValueError, "empty list"),
+        (np.zeros((0, 5, 3), dtype=np.uint8), ValueError, "Empty image"),
+        (torch.rand(2, 5, 5), ValueError, "1 \\(grey\\), 3 \\(RGB\\) or 4 \\(RGBA\\) channels"),
+        (torch.full((3, 4, 4), float("nan")), ValueError, "NaN"),
+        (torch.rand(3, 4, 4) * 2 - 1, ValueError, r"\[-1, 1\] pass `\(image \+ 1\) / 2`"),
+        (np.full((4, 4, 3), 255.0), ValueError, r"\[0, 255\] pass `image / 255`"),
+        (torch.rand(1, 1, 3, 4, 4), ValueError, "shape"),
+        ([[torch.rand(3, 4, 4)]], TypeError, "list of lists"),
+    ],
+)
+def test_bad_images_raise_clear_errors(tiny_pipeline, image, error, message):
+    with pytest.raises(error, match=message):
+        tiny_pipeline(image)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"output_type": "latent"}, ValueError, "output_type"),
+        ({"num_inference_steps": 5}, ValueError, "at most the configured 4"),
+        ({"num_inference_steps": 0}, ValueError, "positive"),
+        ({"generator": [torch.Generator(), torch.Generator()]}, ValueError, "one per image"),
+        ({"callback_on_step_end_tensor_inputs": ["latents"]}, ValueError, "may only name"),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(tiny_pipeline, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        tiny_pipeline(random_image(4, 4), **kwargs)
+
+
+@pytest.mark.parametrize("scale", [0, 2.5, True])
+def test_bad_scale_is_refused(tiny_pipeline, scale):
+    with pytest.raises(ValueError, match="scale"):
+        SR3Pipeline(unet=tiny_pipeline.unet, scheduler=tiny_pipeline.scheduler, scale=scale)

@@ -97,6 +97,9 @@ class SR3Pipeline(DiffusionPipeline):
         generator: Optional[Union[torch.Generator, List[torch.Generator]]],
         batch_size: int,
         callback_on_step_end_tensor_inputs: List[str],
+        tile_size: Optional[int],
+        tile_overlap: Optional[int],
+        tile_batch_size: int,
     ) -> None:
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"`output_type` must be one of {OUTPUT_TYPES}, got {output_type!r}.")
@@ -109,6 +112,16 @@ class SR3Pipeline(DiffusionPipeline):
             raise ValueError(
                 f"`callback_on_step_end_tensor_inputs` may only name {self._callback_tensor_inputs}, got {unknown}."
             )
+        if tile_size is not None:
+            factor = self.unet.downsample_factor
+            if not isinstance(tile_size, int) or tile_size < factor or tile_size % factor:
+                raise ValueError(
+                    f"`tile_size` must be a positive multiple of {factor} (the UNet's total downsampling), got {tile_size!r}."
+                )
+            if tile_overlap is not None and (not isinstance(tile_overlap, int) or not 0 <= tile_overlap < tile_size):
+                raise ValueError(f"`tile_overlap` must be an integer in [0, tile_size={tile_size}), got {tile_overlap!r}.")
+        if not isinstance(tile_batch_size, int) or tile_batch_size < 1:
+            raise ValueError(f"`tile_batch_size` must be a positive integer, got {tile_batch_size!r}.")
 
     def prepare_condition(self, low_res_images: List[torch.Tensor]) -> torch.Tensor:
         """Upsample each [0, 1] low-resolution image x`scale` (SPEC section 3), map to [-1, 1], and pad the batch to a
@@ -126,6 +139,49 @@ class SR3Pipeline(DiffusionPipeline):
             conditions.append(F.pad(upsampled, (0, pad_right, 0, pad_bottom), mode="replicate"))
         return torch.cat(conditions)
 
+    def predict_noise(
+        self,
+        sample: torch.Tensor,
+        noise_level: torch.Tensor,
+        condition: torch.Tensor,
+        tile_size: Optional[int] = None,
+        tile_overlap: Optional[int] = None,
+        tile_batch_size: int = 1,
+    ) -> torch.Tensor:
+        """The UNet's noise prediction for the whole canvas, in float32.
+
+        With `tile_size`, the canvas is covered by overlapping `tile_size` windows (starting at multiples of the UNet's
+        downsampling, so every tile sees the same pixel grid); the UNet runs on each window of the noisy sample with the
+        matching window of the condition, and the predictions are blended with Gaussian weights centred on each tile.
+        All tiles share the step's noise level and the canvas's one noise draw, so there are no seams between
+        independently sampled tiles; memory grows with the tile size, not the image size.
+        """
+        height, width = sample.shape[-2:]
+        if tile_size is None or (height <= tile_size and width <= tile_size):
+            return self.unet(sample.to(self.unet.dtype), noise_level, condition).sample.float()
+
+        factor = self.unet.downsample_factor
+        tile_overlap = tile_size // 4 if tile_overlap is None else tile_overlap
+        stride = max(factor, (tile_size - tile_overlap) // factor * factor)
+        tile_height, tile_width = min(tile_size, height), min(tile_size, width)
+        windows = [
+            (top, left) for top in _tile_starts(height, tile_height, stride) for left in _tile_starts(width, tile_width, stride)
+        ]
+        blend = _gaussian_window(tile_height, tile_width, device=sample.device)
+        noise_pred = torch.zeros_like(sample)
+        weight = torch.zeros_like(sample[:1, :1])
+        batch_size = sample.shape[0]
+        for first in range(0, len(windows), tile_batch_size):
+            chunk = windows[first : first + tile_batch_size]
+            crops = [(slice(top, top + tile_height), slice(left, left + tile_width)) for top, left in chunk]
+            tiles = torch.cat([sample[..., rows, cols] for rows, cols in crops]).to(self.unet.dtype)
+            tile_conditions = torch.cat([condition[..., rows, cols] for rows, cols in crops])
+            tile_noise_pred = self.unet(tiles, noise_level.repeat(len(chunk)), tile_conditions).sample.float()
+            for index, (rows, cols) in enumerate(crops):
+                noise_pred[..., rows, cols] += tile_noise_pred[index * batch_size : (index + 1) * batch_size] * blend
+                weight[..., rows, cols] += blend
+        return noise_pred / weight
+
     @torch.no_grad()
     @replace_example_docstring(EXAMPLE_DOC_STRING)
     def __call__(
@@ -139,6 +195,9 @@ class SR3Pipeline(DiffusionPipeline):
             Union[Callable[[DiffusionPipeline, int, int, Dict], Dict], PipelineCallback, MultiPipelineCallbacks]
         ] = None,
         callback_on_step_end_tensor_inputs: List[str] = ["sample"],
+        tile_size: Optional[int] = None,
+        tile_overlap: Optional[int] = None,
+        tile_batch_size: int = 1,
     ) -> Union[ImagePipelineOutput, tuple]:
         r"""
         Upscale one image or a batch of images.
@@ -162,6 +221,13 @@ class SR3Pipeline(DiffusionPipeline):
                 return a dict that replaces tensors in `callback_kwargs` (e.g. `{"sample": ...}`).
             callback_on_step_end_tensor_inputs (`List[str]`, defaults to `["sample"]`):
                 Which of `"sample"` (x_t), `"condition"` and `"pred_original_sample"` go into `callback_kwargs`.
+            tile_size (`int`, *optional*):
+                Run the UNet on overlapping `tile_size` x `tile_size` windows of the output canvas (a multiple of the
+                UNet's total downsampling, e.g. 256) instead of the whole canvas at once, blending the noise predictions
+                with Gaussian weights at every step: large images then fit in memory, without seams. `None` (default)
+                runs the whole canvas.
+            tile_overlap (`int`, *optional*): Overlap of neighbouring tiles in output pixels; defaults to `tile_size // 4`.
+            tile_batch_size (`int`, defaults to 1): Tiles per UNet call (more is faster where memory allows).
 
         Examples:
 
@@ -172,7 +238,9 @@ class SR3Pipeline(DiffusionPipeline):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         low_res_images = to_rgb_tensors(image)
         batch_size = len(low_res_images)
-        self.check_inputs(output_type, generator, batch_size, callback_on_step_end_tensor_inputs)
+        self.check_inputs(
+            output_type, generator, batch_size, callback_on_step_end_tensor_inputs, tile_size, tile_overlap, tile_batch_size
+        )
         self._interrupt = False
         device = self._execution_device
 
@@ -194,8 +262,8 @@ class SR3Pipeline(DiffusionPipeline):
                 break
             noise_level = self.scheduler.get_noise_level(timestep).expand(batch_size)
             model_input = self.scheduler.scale_model_input(sample, timestep)
-            noise_pred = self.unet(model_input.to(self.unet.dtype), noise_level, condition).sample
-            step_output = self.scheduler.step(noise_pred.float(), timestep, sample, generator=generator)
+            noise_pred = self.predict_noise(model_input, noise_level, condition, tile_size, tile_overlap, tile_batch_size)
+            step_output = self.scheduler.step(noise_pred, timestep, sample, generator=generator)
             sample, pred_original_sample = step_output.prev_sample, step_output.pred_original_sample
 
             if callback_on_step_end is not None:
@@ -227,3 +295,17 @@ class SR3Pipeline(DiffusionPipeline):
         if output_type == "pil":
             return [self.numpy_to_pil(array)[0] for array in arrays]
         return torch.stack(images).permute(0, 2, 3, 1).float().numpy() if same_size else arrays
+
+
+def _tile_starts(length: int, tile: int, stride: int) -> List[int]:
+    """Start offsets of windows of size `tile` every `stride` pixels, the last one flush with the end."""
+    return sorted(set(list(range(0, length - tile, stride)) + [length - tile]))
+
+
+def _gaussian_window(height: int, width: int, device: torch.device) -> torch.Tensor:
+    """A separable Gaussian blending weight peaking at the tile centre, sigma = a quarter of each side (never zero)."""
+    rows = torch.arange(height, device=device, dtype=torch.float32) - (height - 1) / 2
+    cols = torch.arange(width, device=device, dtype=torch.float32) - (width - 1) / 2
+    rows = torch.exp(-0.5 * (rows / (height / 4)) ** 2)
+    cols = torch.exp(-0.5 * (cols / (width / 4)) ** 2)
+    return rows[:, None] * cols[None, :]

@@ -345,3 +345,49 @@ def test_bad_arguments_raise_clear_errors(tiny_pipeline, kwargs, error, message)
 def test_bad_scale_is_refused(tiny_pipeline, scale):
     with pytest.raises(ValueError, match="scale"):
         SR3Pipeline(unet=tiny_pipeline.unet, scheduler=tiny_pipeline.scheduler, scale=scale)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Tiled upscaling
+
+
+def psnr(a, b):
+    return 10 * torch.log10(1 / ((a - b) ** 2).mean()).item()
+
+
+def test_tiled_run_matches_the_untiled_run_and_the_unet_only_sees_tiles(tiny_pipeline):
+    low_res = random_image(24, 20)
+    untiled = run(tiny_pipeline, low_res, output_type="pt")
+    seen_sizes = []
+    hook = tiny_pipeline.unet.register_forward_hook(lambda m, args, out: seen_sizes.append(tuple(args[0].shape)))
+    tiled = run(tiny_pipeline, low_res, output_type="pt", tile_size=32, tile_overlap=16, tile_batch_size=2)
+    hook.remove()
+    assert tiled.shape == untiled.shape == (1, 3, 96, 80)
+    assert max(size[-1] for size in seen_sizes) == 32 and max(size[-2] for size in seen_sizes) == 32
+    # Every step: 5 x 4 windows of 32 (stride 16) in 2-tile batches.
+    assert len(seen_sizes) == 4 * 10 and {size[0] for size in seen_sizes} == {2}
+    assert psnr(tiled, untiled) > 40
+
+
+def test_tiled_batch_gives_each_image_what_it_gets_alone(tiny_pipeline):
+    images = torch.rand(2, 3, 12, 12, generator=torch.Generator().manual_seed(5))
+    generators = [torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)]
+    together = tiny_pipeline(images, generator=generators, output_type="pt", tile_size=32, tile_batch_size=3).images
+    alone = tiny_pipeline(images[1:], generator=torch.Generator().manual_seed(1), output_type="pt", tile_size=32).images
+    assert together.shape == (2, 3, 48, 48)
+    torch.testing.assert_close(together[1:], alone, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"tile_size": 31}, "multiple of 2"),
+        ({"tile_size": 0}, "multiple of 2"),
+        ({"tile_size": 32, "tile_overlap": 32}, "tile_overlap"),
+        ({"tile_size": 32, "tile_batch_size": 0}, "tile_batch_size"),
+        ({"tile_size": 32, "tile_overlap": -1}, "tile_overlap"),
+    ],
+)
+def test_bad_tiling_arguments_are_refused(tiny_pipeline, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_pipeline(random_image(4, 4), **kwargs)

@@ -2,9 +2,9 @@
 
 from .models import SR3UNet2DModel, SR3UNet2DOutput
 from .pipelines import SR3Pipeline
-from .schedulers import SR3Scheduler, SR3SchedulerOutput
+from .schedulers import SR3DPMSolverScheduler, SR3Scheduler, SR3SchedulerOutput
 
 
 __version__ = "0.1.0"
 
-__all__ = ["SR3Pipeline", "SR3Scheduler", "SR3SchedulerOutput", "SR3UNet2DModel", "SR3UNet2DOutput"]
+__all__ = ["SR3DPMSolverScheduler", "SR3Pipeline", "SR3Scheduler", "SR3SchedulerOutput", "SR3UNet2DModel", "SR3UNet2DOutput"]

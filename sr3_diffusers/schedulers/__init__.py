@@ -1,3 +1,4 @@
 from .scheduling_sr3 import SR3_SCHEDULER_PRESETS, SR3Scheduler, SR3SchedulerOutput
+from .scheduling_sr3_dpmsolver import SR3DPMSolverScheduler
 
-__all__ = ["SR3_SCHEDULER_PRESETS", "SR3Scheduler", "SR3SchedulerOutput"]
+__all__ = ["SR3_SCHEDULER_PRESETS", "SR3DPMSolverScheduler", "SR3Scheduler", "SR3SchedulerOutput"]

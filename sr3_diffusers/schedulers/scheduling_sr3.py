@@ -187,6 +187,26 @@ class SR3Scheduler(SchedulerMixin, ConfigMixin):
             raise ValueError(f"Unknown SR3 scheduler preset {name!r}; choose one of {sorted(SR3_SCHEDULER_PRESETS)}.")
         return cls(**{**SR3_SCHEDULER_PRESETS[name], **overrides})
 
+    @classmethod
+    def _get_compatibles(cls) -> list:
+        """The classes whose configs this one shares; diffusers would look `_compatibles` up in its own namespace."""
+        from .scheduling_sr3_dpmsolver import SR3DPMSolverScheduler  # that module builds on this one
+
+        return [cls, SR3DPMSolverScheduler]
+
+    @classmethod
+    def from_config(cls, config=None, return_unused_kwargs=False, **kwargs):
+        """
+        Instantiate from a config dict, see [`~ConfigMixin.from_config`].
+
+        A few-step [`SR3DPMSolverScheduler`] config (recognised by its `reference_steps` key) is translated first: its
+        `reference_steps` is the length of SR3's sampling schedule, this class's `num_inference_steps`; its sampler
+        settings (`algorithm_type`, `eta`, ...) are ignored.
+        """
+        if isinstance(config, dict) and "reference_steps" in config:
+            config = {**config, "num_inference_steps": config["reference_steps"]}
+        return super().from_config(config, return_unused_kwargs=return_unused_kwargs, **kwargs)
+
     def scale_model_input(self, sample: torch.Tensor, timestep: int | None = None) -> torch.Tensor:
         """
         Ensures interchangeability with schedulers that need to scale the denoising model input depending on the

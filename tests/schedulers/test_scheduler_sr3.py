@@ -421,3 +421,17 @@ def test_bad_training_inputs_raise():
         scheduler.add_noise(original, noise, -0.1)
     with pytest.raises(ValueError, match=r"batch_size.*positive.*0"):
         scheduler.sample_gamma(0)
+
+
+def test_config_of_the_few_step_scheduler_loads_back_without_changing_the_sampling_schedule(caplog):
+    from sr3_diffusers import SR3DPMSolverScheduler
+
+    fast = SR3DPMSolverScheduler.from_preset("sr3-32-128", num_inference_steps=5)
+    with caplog.at_level("WARNING"):
+        scheduler = SR3Scheduler.from_config(fast.config)
+    preset = SR3Scheduler.from_preset("sr3-32-128")
+    assert all(scheduler.config[key] == value for key, value in preset.config.items() if not key.startswith("_"))
+    scheduler.set_timesteps()
+    preset.set_timesteps()
+    assert torch.equal(scheduler.inference_alphas_cumprod, preset.inference_alphas_cumprod)
+    assert "ignored" not in caplog.text

@@ -1,0 +1,391 @@
+"""End-to-end tests of train_sr3.py on CPU: a tiny UNet, 32-pixel crops, a few steps, real photos from scikit-image.
+
+The launches go through `accelerate launch` (1 process, and 2 CPU processes over gloo); flag errors, the Hub upload
+and the streaming path run `main` in-process, which is faster.
+"""
+
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from huggingface_hub import HfApi, ModelCard
+from safetensors.torch import load_file
+
+from sr3_diffusers import SR3Pipeline
+from tests.test_data import make_photo_folder
+from tests.testing_utils import TINY_UNET_CONFIG
+
+
+pytest.importorskip("skimage")
+tensorboard_events = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = REPO_ROOT / "train_sr3.py"
+sys.path.insert(0, str(REPO_ROOT))
+import train_sr3  # noqa: E402  (the script, for its in-process `main` and helpers)
+
+
+TINY_ARGS = [
+    "--unet_config", json.dumps(TINY_UNET_CONFIG),
+    "--resolution", "32",
+    "--train_batch_size", "2",
+    "--validation_inference_steps", "2",
+    "--num_validation_images", "2",
+    "--seed", "0",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train_sr3")
+    train = make_photo_folder(root / "train")  # 7 photos + 3 bad files (2 unreadable; tiny.png fits 32-pixel crops)
+    validation = root / "validation"
+    validation.mkdir()
+    for name in ("astronaut.png", "coffee_rgba.png"):
+        shutil.copy(train / name, validation / name)
+    return {"root": root, "train": train, "validation": validation}
+
+
+@pytest.fixture(scope="module")
+def environment(folders):
+    """Keep `datasets` and the Hub cache inside the test folder, never touch the network, and use one CPU thread per
+    process: the tiny model gains nothing from more, and on a busy 2-core machine two OpenMP threads per process can
+    make a step 100 times slower."""
+    env = dict(os.environ)
+    env.update(
+        HF_HOME=str(folders["root"] / "hf_home"),
+        HF_DATASETS_CACHE=str(folders["root"] / "datasets_cache"),
+        HF_HUB_OFFLINE="1",
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]),
+    )
+    return env
+
+
+def data_args(folders, output_dir, *extra):
+    return [
+        "--train_data_dir", str(folders["train"]),
+        "--validation_data_dir", str(folders["validation"]),
+        "--output_dir", str(output_dir),
+        "--cache_dir", str(folders["root"] / "datasets_cache"),
+        *TINY_ARGS,
+        *extra,
+    ]  # fmt: skip
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def launch_command(num_processes=1):
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--num_machines", "1", "--dynamo_backend", "no"]
+    command += ["--mixed_precision", "no", "--num_processes", str(num_processes)]
+    if num_processes > 1:
+        # torchrun with one CPU process per rank; ACCELERATE_USE_CPU makes accelerate pick gloo (MULTI_CPU).
+        command += ["--multi_gpu", "--main_process_port", str(free_port())]
+    return command + [str(SCRIPT)]
+
+
+def run_launch(arguments, environment, num_processes=1):
+    env = dict(environment, ACCELERATE_USE_CPU="1") if num_processes > 1 else environment
+    result = subprocess.run(
+        launch_command(num_processes) + arguments, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result
+
+
+def logged_scalars(logging_dir, tag):
+    """`{step: value}` of one scalar from the tensorboard event files under `logging_dir`."""
+    values = {}
+    for path in glob.glob(f"{logging_dir}/**/events.out.tfevents.*", recursive=True):
+        accumulator = tensorboard_events.EventAccumulator(path)
+        accumulator.Reload()
+        if tag in accumulator.Tags()["scalars"]:
+            values.update({event.step: event.value for event in accumulator.Scalars(tag)})
+    return values
+
+
+def weights(folder):
+    return load_file(Path(folder, "diffusion_pytorch_model.safetensors"))
+
+
+def assert_same_weights(folder_a, folder_b):
+    weights_a, weights_b = weights(folder_a), weights(folder_b)
+    assert weights_a.keys() == weights_b.keys()
+    for name in weights_a:
+        assert torch.equal(weights_a[name], weights_b[name]), name
+
+
+@pytest.fixture(scope="module")
+def straight_run(folders, environment):
+    """6 steps in one go under `accelerate launch`: a checkpoint every step (keep 4), validation every 3 steps."""
+    output_dir = folders["root"] / "straight"
+    extra = ["--max_train_steps", "6", "--checkpointing_steps", "1", "--checkpoints_total_limit", "4"]
+    result = run_launch(data_args(folders, output_dir, *extra, "--validation_steps", "3"), environment)
+    return output_dir, result
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# End to end
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def test_single_process_run_gives_a_pipeline_folder_that_loads_and_runs(straight_run):
+    output_dir, result = straight_run
+    pipeline = SR3Pipeline.from_pretrained(output_dir)
+    pipeline.set_progress_bar_config(disable=True)
+    assert pipeline.config.scale == 4
+    low_res = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    upscaled = pipeline(low_res, num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="pt")
+    assert upscaled.images.shape == (1, 3, 32, 32)
+    # Any checkpoint is a pipeline folder too, holding the EMA weights; at the last step it is the released model.
+    checkpoint = SR3Pipeline.from_pretrained(output_dir / "checkpoint-6")
+    assert checkpoint.config.scale == 4
+    assert_same_weights(output_dir / "checkpoint-6" / "unet", output_dir / "unet")
+    # The EMA (decay 0.9999, 6 steps) has barely moved from the start, unlike the raw weights.
+    assert not torch.equal(
+        weights(output_dir / "checkpoint-6" / "unet_training")["conv_out.weight"],
+        weights(output_dir / "unet")["conv_out.weight"],
+    )
+
+
+def test_run_logs_losses_throughput_validation_and_skipped_images(straight_run):
+    output_dir, result = straight_run
+    logging_dir = output_dir / "logs"
+    assert sorted(logged_scalars(logging_dir, "loss")) == [1, 2, 3, 4, 5, 6]
+    assert logged_scalars(logging_dir, "images_per_second")[6] > 0
+    learning_rates = logged_scalars(logging_dir, "lr")
+    assert learning_rates[6] == pytest.approx(1e-7)  # the cosine ends at --lr_min
+    assert sorted(logged_scalars(logging_dir, "val/psnr")) == [3, 6]
+    assert set(logged_scalars(logging_dir, "val/ssim_y")) == {3, 6}
+    assert (output_dir / "validation" / "step-6.png").is_file()
+    # The two unreadable files are skipped and counted, at start-up, in one line.
+    assert "8 of 10 images usable; skipped 2 unreadable" in result.stderr
+
+
+def test_checkpoint_limit_keeps_exactly_the_newest_k(straight_run):
+    output_dir, _ = straight_run
+    names = sorted(path.name for path in output_dir.iterdir() if path.name.startswith("checkpoint-"))
+    assert names == ["checkpoint-3", "checkpoint-4", "checkpoint-5", "checkpoint-6"]
+    state = json.loads((output_dir / "checkpoint-4" / "training_state.json").read_text())
+    assert state["global_step"] == 4 and state["seed"] == 0 and state["ema"]["optimization_step"] == 4
+
+
+def test_model_card_loads_with_huggingface_hub_and_carries_the_metadata(straight_run):
+    output_dir, _ = straight_run
+    card = ModelCard.load(output_dir / "README.md")
+    assert card.data.license == "apache-2.0"
+    assert card.data.pipeline_tag == "image-to-image"
+    assert {"super-resolution", "sr3", "diffusers"} <= set(card.data.tags)
+    metrics = {result.metric_name: result for result in card.data.eval_results}
+    assert set(metrics) == {"PSNR (RGB, no crop)", "SSIM (RGB, no crop)", "PSNR (Y, crop 8)", "SSIM (Y, crop 8)"}
+    assert metrics["PSNR (Y, crop 8)"].dataset_name == "validation"
+    assert metrics["PSNR (Y, crop 8)"].metric_value > 0
+    assert 'SR3Pipeline.from_pretrained("straight")' in card.text
+    assert '"block_out_channels": [\n    8,\n    16\n  ]' in card.text
+    assert "6 steps at a total batch size of 2" in card.text
+
+
+def test_two_cpu_processes_over_gloo_train_and_save_a_loadable_pipeline(folders, environment):
+    output_dir = folders["root"] / "two_processes"
+    extra = ["--max_train_steps", "3", "--checkpointing_steps", "3", "--validation_steps", "3"]
+    result = run_launch(data_args(folders, output_dir, *extra), environment, num_processes=2)
+    assert "DistributedType.MULTI_CPU" in result.stderr and "Num processes: 2" in result.stderr
+    assert "Total train batch size (w. parallel, distributed & accumulation) = 4" in result.stderr
+    # Every process saved its random states in the checkpoint.
+    assert {path.name for path in (output_dir / "checkpoint-3").glob("random_states_*.pkl")} == {
+        "random_states_0.pkl",
+        "random_states_1.pkl",
+    }
+    pipeline = SR3Pipeline.from_pretrained(output_dir)
+    pipeline.set_progress_bar_config(disable=True)
+    upscaled = pipeline(torch.rand(2, 3, 8, 8), num_inference_steps=2, output_type="pt").images
+    assert upscaled.shape == (2, 3, 32, 32) and torch.isfinite(upscaled).all()
+
+
+def test_killed_run_resumed_from_its_checkpoint_matches_the_uninterrupted_run(folders, environment, straight_run):
+    """6 steps straight vs 3 steps, SIGKILL, resume for the other 3: the same losses and bit-identical weights."""
+    straight_dir, _ = straight_run
+    output_dir = folders["root"] / "interrupted"
+    arguments = data_args(folders, output_dir, "--max_train_steps", "6", "--validation_steps", "3")
+    # Its validation right after checkpoint-3 samples 300 steps: a window to kill the run in (validation is
+    # RNG-neutral, so its length does not change the training trajectory).
+    process = subprocess.Popen(
+        launch_command() + arguments + ["--checkpointing_steps", "3", "--validation_inference_steps", "300"],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not (output_dir / "checkpoint-3").is_dir() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run should have been killed before it finished"
+    assert (output_dir / "checkpoint-3" / "training_state.json").is_file()
+    assert not (output_dir / "checkpoint-6").exists() and not (output_dir / "unet").exists()
+
+    resume = ["--checkpointing_steps", "3", "--resume_from_checkpoint", str(output_dir / "checkpoint-3")]
+    run_launch(arguments + resume + ["--logging_dir", "logs_resumed"], environment)
+
+    straight_losses = logged_scalars(straight_dir / "logs", "loss")
+    resumed_losses = logged_scalars(output_dir / "logs_resumed", "loss")
+    assert sorted(resumed_losses) == [4, 5, 6]
+    assert resumed_losses == {step: straight_losses[step] for step in (4, 5, 6)}
+    assert logged_scalars(output_dir / "logs_resumed", "lr") == {
+        step: value for step, value in logged_scalars(straight_dir / "logs", "lr").items() if step > 3
+    }
+    assert_same_weights(output_dir / "checkpoint-6" / "unet_training", straight_dir / "checkpoint-6" / "unet_training")
+    assert_same_weights(output_dir / "unet", straight_dir / "unet")  # the EMA weights
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# In-process runs: streaming, Hub upload, start-up errors
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def in_process(environment, monkeypatch):
+    """Run `train_sr3.main` in this process (caches in the test folder), resetting accelerate's singletons after."""
+    from accelerate.state import AcceleratorState
+
+    for name in ("HF_HOME", "HF_HUB_OFFLINE"):
+        monkeypatch.setenv(name, environment[name])
+    num_threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # see `environment`
+
+    def run(arguments):
+        return train_sr3.main(train_sr3.parse_args(arguments))
+
+    yield run
+    torch.set_num_threads(num_threads)
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_streaming_run_trains_and_saves(folders, in_process):
+    output_dir = folders["root"] / "streaming"
+    in_process(data_args(folders, output_dir, "--streaming", "--max_train_steps", "5", "--report_to", "none"))
+    assert (output_dir / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+    assert SR3Pipeline.from_pretrained(output_dir).config.scale == 4
+
+
+def test_push_to_hub_creates_the_repo_and_uploads_the_output_folder(folders, in_process, monkeypatch):
+    calls = {}
+
+    def create_repo(self, repo_id, **kwargs):
+        calls["create_repo"] = dict(repo_id=repo_id, token=self.token, **kwargs)
+        from huggingface_hub import RepoUrl
+
+        return RepoUrl(f"https://huggingface.co/someone/{repo_id}")
+
+    def upload_folder(self, **kwargs):
+        calls["upload_folder"] = dict(kwargs, token=self.token)
+        folder = Path(kwargs["folder_path"])
+        calls["uploaded_files"] = sorted(str(path.relative_to(folder)) for path in folder.rglob("*"))
+
+    monkeypatch.setattr(HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    output_dir = folders["root"] / "pushed"
+    hub_args = ["--push_to_hub", "--hub_model_id", "sr3-tiny", "--hub_token", "hf_test", "--hub_private_repo"]
+    in_process(data_args(folders, output_dir, "--max_train_steps", "2", "--checkpointing_steps", "1", *hub_args))
+
+    assert calls["create_repo"] == {"repo_id": "sr3-tiny", "token": "hf_test", "exist_ok": True, "private": True}
+    upload = calls["upload_folder"]
+    assert upload["repo_id"] == "someone/sr3-tiny" and upload["token"] == "hf_test"
+    assert Path(upload["folder_path"]) == output_dir
+    assert "checkpoint-*" in upload["ignore_patterns"]  # checkpoints stay local
+    assert {"README.md", "model_index.json", "unet/config.json", "scheduler/scheduler_config.json"} <= set(
+        calls["uploaded_files"]
+    )
+    assert ModelCard.load(output_dir / "README.md").data.model_name == "someone/sr3-tiny"
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--train_data_dir", "/nonexistent/images"], "--train_data_dir /nonexistent/images is not a directory"),
+        (["--preset", "sr3-16-128"], "argument --preset: invalid choice: 'sr3-16-128'"),
+        (["--unet_config", '{"block_channels": [8]}'], "--unet_config has keys SR3UNet2DModel does not take"),
+        (["--resolution", "30"], "--resolution 30 must be a multiple of --scale 4"),
+        (["--resume_from_checkpoint", "checkpoint-9"], "--resume_from_checkpoint checkpoint-9 is not a complete"),
+    ],
+)
+def test_flag_errors_stop_at_start_up_with_one_line(folders, tmp_path, capsys, arguments, message):
+    base = ["--train_data_dir", str(folders["train"]), "--output_dir", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as error:
+        train_sr3.parse_args(base + TINY_ARGS + arguments)
+    assert error.value.code == 2
+    assert message in capsys.readouterr().err.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "make_folder, extra, message",
+    [
+        (lambda folder: folder, [], "training data: no image files found in"),
+        (make_photo_folder, ["--resolution", "1024"], "the 1024x1024 HR crop is larger than every image"),
+    ],
+)
+def test_data_errors_stop_at_start_up_with_one_line(tmp_path, in_process, make_folder, extra, message):
+    train = tmp_path / "images"
+    train.mkdir()
+    make_folder(train)
+    arguments = ["--train_data_dir", str(train), "--output_dir", str(tmp_path / "out"), *TINY_ARGS, *extra]
+    with pytest.raises(SystemExit, match=message) as error:
+        in_process(arguments)
+    assert str(error.value).startswith("train_sr3.py: error: ") and "\n" not in str(error.value)
+    assert not (tmp_path / "out" / "unet").exists()
+
+
+def test_a_data_error_prints_one_line_and_no_traceback(tmp_path, environment):
+    (tmp_path / "empty").mkdir()
+    arguments = ["--train_data_dir", str(tmp_path / "empty"), "--output_dir", str(tmp_path / "out"), *TINY_ARGS]
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), *arguments], env=environment, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("train_sr3.py: error: training data: no image files")
+
+
+def test_latest_checkpoint_ignores_partial_and_incomplete_folders(tmp_path):
+    for name in ("checkpoint-5", "checkpoint-12", "checkpoint-20.partial", "checkpoint-30", "checkpoint-x"):
+        (tmp_path / name).mkdir()
+    for name in ("checkpoint-5", "checkpoint-12", "checkpoint-20.partial"):
+        (tmp_path / name / "training_state.json").write_text("{}")
+    # checkpoint-30 has no training_state.json (not written by train_sr3.py, or cut short): never "latest".
+    assert [path.name for path in train_sr3.list_checkpoints(tmp_path)] == ["checkpoint-5", "checkpoint-12"]
+
+
+def test_ema_is_the_reference_constant_decay_from_the_first_step(folders):
+    from sr3_diffusers import SR3UNet2DModel
+
+    args = train_sr3.parse_args(["--train_data_dir", str(folders["train"]), *TINY_ARGS, "--ema_decay", "0.9"])
+    unet = SR3UNet2DModel(**args.unet_config)
+    ema = train_sr3.create_ema_model(unet, args)
+    expected = [parameter.detach().clone() for parameter in unet.parameters()]
+    for step in range(3):
+        with torch.no_grad():
+            for parameter in unet.parameters():
+                parameter.add_(0.01 * (step + 1))
+        ema.step(unet.parameters())
+        # The reference (novwaul/SR3 `exec_ema`): ema = decay * ema + (1 - decay) * weights, from the initial weights.
+        expected = [0.9 * old + 0.1 * new.detach() for old, new in zip(expected, unet.parameters())]
+        assert ema.cur_decay_value == 0.9
+    for shadow, value in zip(ema.shadow_params, expected):
+        torch.testing.assert_close(shadow, value)

@@ -1,0 +1,1008 @@
+#!/usr/bin/env python
+"""Train an SR3 super-resolution model (Saharia et al., arXiv 2104.07636) with accelerate.
+
+    accelerate launch train_sr3.py --preset sr3-64-256 \
+        --train_data_dir DIV2K_train_HR --validation_data_dir DIV2K_valid_HR
+
+The defaults are the reference recipe (SPEC section 3): Adam at 1e-5 annealed along a cosine to 1e-7 over
+`--max_train_steps` (stepped every optimisation step), gradient clipping at norm 1.0, an EMA of the weights with decay
+0.9999 (used for validation, checkpoints and the released model), epsilon prediction with an L2 loss, batch 4 of
+64->256 crops (`sr3-64-256`) or 12 of 32->128 crops (`sr3-32-128`), 500K steps. Every value is a flag.
+
+Training pairs are made on the fly from high-resolution images (see `sr3_diffusers/data.py`): a random crop, flips and
+90-degree rotations, and the low-resolution image made by MATLAB-style antialiased bicubic downsampling, as the
+reference's LR files were. The model's condition is `normalize(upsample_bicubic(lr, scale))`, exactly what
+`SR3Pipeline` computes at inference.
+
+Checkpoints (`--checkpointing_steps`) are `SR3Pipeline` folders holding the EMA weights (`SR3Pipeline.from_pretrained`
+loads them as they are), plus what resuming needs: the raw weights (`unet_training/`), optimizer, LR schedule,
+random states and `training_state.json`. A checkpoint is written under a temporary name and renamed when complete.
+A resumed run (`--resume_from_checkpoint`) continues from exactly the saved state, data order included.
+"""
+
+import argparse
+import copy
+import json
+import logging
+import math
+import os
+import random
+import re
+import shutil
+import time
+from pathlib import Path
+
+import datasets
+import diffusers
+import numpy as np
+import PIL.Image
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, broadcast_object_list, set_seed
+from diffusers.training_utils import EMAModel
+from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
+from tqdm.auto import tqdm
+
+import sr3_diffusers
+from sr3_diffusers import SR3Pipeline, SR3Scheduler, SR3UNet2DModel
+from sr3_diffusers.data import load_image_dataset, load_validation_pairs, prepare_train_dataset
+from sr3_diffusers.image_processing import normalize, upsample_bicubic
+from sr3_diffusers.models import SR3_UNET_PRESETS
+from sr3_diffusers.schedulers import SR3_SCHEDULER_PRESETS
+
+
+logger = get_logger(__name__, log_level="INFO")
+
+# The recipe values that are not model or scheduler config (SPEC section 3). Both presets upscale x4.
+TRAINING_PRESETS = {
+    "sr3-64-256": {"resolution": 256, "train_batch_size": 4},
+    "sr3-32-128": {"resolution": 128, "train_batch_size": 12},
+}
+SCALE = 4
+MODEL_CARD_TEMPLATE = Path(__file__).resolve().parent / "model_cards" / "sr3_model_card.md"
+METRICS_DIR = Path(sr3_diffusers.__file__).resolve().parent / "metrics"
+CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
+PARTIAL_SUFFIX = ".partial"
+TRAINING_STATE_NAME = "training_state.json"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description="Train an SR3 super-resolution model (SPEC section 3 recipe).")
+
+    # Data
+    parser.add_argument(
+        "--dataset_name",
+        type=str,
+        default=None,
+        help="A Hub dataset id (or a local dataset script/folder `datasets.load_dataset` understands) of HR images.",
+    )
+    parser.add_argument("--dataset_config_name", type=str, default=None, help="The config of `--dataset_name`.")
+    parser.add_argument(
+        "--train_data_dir",
+        type=str,
+        default=None,
+        help="A local folder of HR training images (read with the `imagefolder` builder; subfolders are included).",
+    )
+    parser.add_argument("--train_split", type=str, default="train", help="The split of the dataset to train on.")
+    parser.add_argument("--image_column", type=str, default="image", help="The dataset column holding the images.")
+    parser.add_argument(
+        "--validation_data_dir",
+        type=str,
+        default=None,
+        help="A local folder of HR validation images (e.g. DIV2K_valid_HR). Validation is skipped without one of"
+        " `--validation_data_dir` / `--validation_split`.",
+    )
+    parser.add_argument(
+        "--validation_split",
+        type=str,
+        default=None,
+        help="A split of `--dataset_name` to validate on (e.g. `validation`).",
+    )
+    parser.add_argument(
+        "--num_validation_images",
+        type=int,
+        default=4,
+        help="How many validation images (the first usable ones, centre-cropped) to super-resolve at each validation.",
+    )
+    parser.add_argument(
+        "--streaming",
+        action="store_true",
+        help="Stream the data (`datasets` streaming mode) instead of downloading and caching it first.",
+    )
+    parser.add_argument(
+        "--shuffle_buffer_size",
+        type=int,
+        default=1000,
+        help="With `--streaming`: the size of the shuffle buffer (examples are shuffled within it).",
+    )
+    parser.add_argument("--cache_dir", type=str, default=None, help="Where `datasets` caches downloaded data.")
+    parser.add_argument(
+        "--resolution",
+        type=int,
+        default=None,
+        help="Side of the square HR training crop in pixels (the LR crop is resolution / scale). Default: the"
+        " preset's (256 for sr3-64-256, 128 for sr3-32-128). Also the HR size of the centre-cropped validation images.",
+    )
+    parser.add_argument(
+        "--scale",
+        type=int,
+        default=SCALE,
+        help="The super-resolution factor: LR images are the HR crops downsampled by this (MATLAB-style antialiased"
+        " bicubic).",
+    )
+    parser.add_argument(
+        "--random_flip",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Flip training crops horizontally with probability 1/2.",
+    )
+    parser.add_argument(
+        "--random_rotation",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Rotate training crops by a random multiple of 90 degrees.",
+    )
+    parser.add_argument(
+        "--dataloader_num_workers",
+        type=int,
+        default=0,
+        help="Data-loading worker processes per training process (0: load in the main process).",
+    )
+    parser.add_argument(
+        "--preprocessing_num_workers",
+        type=int,
+        default=None,
+        help="Processes for the one-off check of every training image (non-streaming data).",
+    )
+
+    # Model and scheduler
+    parser.add_argument(
+        "--preset",
+        type=str,
+        default="sr3-64-256",
+        choices=sorted(TRAINING_PRESETS),
+        help="The reference configuration: UNet, scheduler, crop size and batch size.",
+    )
+    parser.add_argument(
+        "--unet_config",
+        type=str,
+        default=None,
+        help="UNet config overrides on top of the preset: a JSON file (e.g. a saved `unet/config.json`) or a JSON"
+        ' string such as \'{"block_out_channels": [8, 16], "layers_per_block": 1}\'.',
+    )
+    parser.add_argument(
+        "--scheduler_config",
+        type=str,
+        default=None,
+        help="SR3Scheduler config overrides on top of the preset: a JSON file or a JSON string.",
+    )
+    parser.add_argument(
+        "--gradient_checkpointing",
+        action="store_true",
+        help="Recompute UNet activations in the backward pass to save memory, at some speed cost.",
+    )
+
+    # Optimisation
+    parser.add_argument("--output_dir", type=str, default="sr3-model", help="Where the model and checkpoints go.")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="The run's seed (model init, data order, crops, noise). Default: a random one, logged; a resumed run"
+        " always uses the seed saved in its checkpoint.",
+    )
+    parser.add_argument(
+        "--train_batch_size",
+        type=int,
+        default=None,
+        help="Batch size per process. Default: the preset's (4 for sr3-64-256, 12 for sr3-32-128).",
+    )
+    parser.add_argument(
+        "--max_train_steps",
+        type=int,
+        default=500_000,
+        help="Number of optimisation steps; the cosine LR schedule spans them.",
+    )
+    parser.add_argument(
+        "--gradient_accumulation_steps",
+        type=int,
+        default=1,
+        help="Batches accumulated per optimisation step.",
+    )
+    parser.add_argument("--learning_rate", type=float, default=1e-5, help="Initial (peak) learning rate.")
+    parser.add_argument(
+        "--lr_scheduler",
+        type=str,
+        default="cosine",
+        choices=["cosine", "constant"],
+        help="`cosine`: torch's CosineAnnealingLR from --learning_rate to --lr_min over --max_train_steps, stepped"
+        " every optimisation step (the reference); `constant`.",
+    )
+    parser.add_argument("--lr_min", type=float, default=1e-7, help="Final learning rate of the cosine schedule.")
+    parser.add_argument("--adam_beta1", type=float, default=0.9, help="Adam's beta1.")
+    parser.add_argument("--adam_beta2", type=float, default=0.999, help="Adam's beta2.")
+    parser.add_argument("--adam_epsilon", type=float, default=1e-8, help="Adam's epsilon.")
+    parser.add_argument(
+        "--adam_weight_decay", type=float, default=0.0, help="Adam's (L2, not decoupled) weight decay."
+    )
+    parser.add_argument("--max_grad_norm", type=float, default=1.0, help="Gradient clipping norm (0 disables).")
+    parser.add_argument(
+        "--loss",
+        type=str,
+        default="l2",
+        choices=["l2", "l1"],
+        help="Loss on the predicted noise: `l2` (MSE, the reference) or `l1` (the SR3 paper's better ablation).",
+    )
+    parser.add_argument(
+        "--use_ema",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Keep an EMA of the weights (diffusers' EMAModel), used for validation, checkpoints and release.",
+    )
+    parser.add_argument("--ema_decay", type=float, default=0.9999, help="The EMA decay.")
+    parser.add_argument(
+        "--ema_warmup",
+        action="store_true",
+        help="Ramp the EMA decay up as 1 - (1 + step / inv_gamma) ** -power (diffusers' warm-up). Default: the"
+        " reference's constant decay from the first step.",
+    )
+    parser.add_argument("--ema_inv_gamma", type=float, default=1.0, help="With --ema_warmup: inv_gamma.")
+    parser.add_argument("--ema_power", type=float, default=2 / 3, help="With --ema_warmup: power.")
+    parser.add_argument(
+        "--mixed_precision",
+        type=str,
+        default=None,
+        choices=["no", "fp16", "bf16"],
+        help="Mixed precision (autocast; the weights stay float32). Default: the accelerate config's value.",
+    )
+    parser.add_argument(
+        "--allow_tf32", action="store_true", help="Allow TF32 matmuls on Ampere and newer GPUs (faster)."
+    )
+
+    # Checkpoints
+    parser.add_argument(
+        "--checkpointing_steps",
+        type=int,
+        default=5000,
+        help="Save a resumable checkpoint (also a loadable SR3Pipeline folder) every this many steps.",
+    )
+    parser.add_argument(
+        "--checkpoints_total_limit",
+        type=int,
+        default=None,
+        help="Keep at most this many checkpoints (the oldest are deleted once a newer one is complete).",
+    )
+    parser.add_argument(
+        "--resume_from_checkpoint",
+        type=str,
+        default=None,
+        help='Resume from a checkpoint folder, or "latest" for the newest one in --output_dir (a fresh run starts'
+        " if there is none).",
+    )
+
+    # Validation and logging
+    parser.add_argument("--validation_steps", type=int, default=5000, help="Validate every this many steps.")
+    parser.add_argument(
+        "--validation_inference_steps",
+        type=int,
+        default=None,
+        help="Sampling steps for validation images. Default: the scheduler's `num_inference_steps` (100).",
+    )
+    parser.add_argument(
+        "--validation_crop_border",
+        type=int,
+        default=None,
+        help="Border (pixels) removed before the Y-channel PSNR/SSIM, as the reference's protocol. Default: 2 x scale.",
+    )
+    parser.add_argument("--logging_dir", type=str, default="logs", help="Tracker logs, under --output_dir.")
+    parser.add_argument(
+        "--report_to",
+        type=str,
+        default="tensorboard",
+        choices=["tensorboard", "wandb", "all", "none"],
+        help="Where to log losses, learning rate, throughput, validation images and metrics.",
+    )
+    parser.add_argument(
+        "--tracker_project_name", type=str, default="train_sr3", help="The tracker's project (run) name."
+    )
+
+    # Release
+    parser.add_argument("--push_to_hub", action="store_true", help="Upload the final model to the Hugging Face Hub.")
+    parser.add_argument("--hub_model_id", type=str, default=None, help="The Hub repo. Default: --output_dir's name.")
+    parser.add_argument("--hub_token", type=str, default=None, help="A Hub token (default: the logged-in user's).")
+    parser.add_argument("--hub_private_repo", action="store_true", help="Create the Hub repo as private.")
+    parser.add_argument(
+        "--license", type=str, default="apache-2.0", help="The license written in the model card's metadata."
+    )
+
+    args = parser.parse_args(argv)
+    _check_args(parser, args)
+    return args
+
+
+def _load_json_option(parser, name: str, value: str) -> dict:
+    """A `--*_config` value: a JSON file or a JSON object string; private keys (`_class_name`...) dropped."""
+    try:
+        text = Path(value).read_text() if Path(value).is_file() else value
+        config = json.loads(text)
+    except (OSError, json.JSONDecodeError) as error:
+        parser.error(f"{name} must be a JSON file or a JSON object string, got {value!r} ({error}).")
+    if not isinstance(config, dict):
+        parser.error(f"{name} must hold a JSON object, got {type(config).__name__}.")
+    return {key: value for key, value in config.items() if not key.startswith("_")}
+
+
+def _resolve_config(parser, name: str, config_class, preset: dict, overrides: str) -> dict:
+    """Preset config plus JSON overrides; unknown keys are an error (ConfigMixin would only warn)."""
+    config = dict(preset)
+    if overrides is not None:
+        config.update(_load_json_option(parser, name, overrides))
+    _, unknown, _ = config_class.extract_init_dict(config)
+    unknown = sorted(key for key in unknown if not key.startswith("_"))
+    if unknown:
+        parser.error(f"{name} has keys {config_class.__name__} does not take: {unknown}.")
+    return config
+
+
+def _check_args(parser, args) -> None:
+    """Flag checks before any work (STYLE 6): each failure is one `train_sr3.py: error: ...` line."""
+    if (args.dataset_name is None) == (args.train_data_dir is None):
+        parser.error("pass exactly one of --dataset_name (a Hub dataset) and --train_data_dir (a local image folder).")
+    if args.train_data_dir is not None and not Path(args.train_data_dir).is_dir():
+        parser.error(f"--train_data_dir {args.train_data_dir} is not a directory.")
+    if args.validation_data_dir is not None and not Path(args.validation_data_dir).is_dir():
+        parser.error(f"--validation_data_dir {args.validation_data_dir} is not a directory.")
+    if args.validation_split is not None and args.dataset_name is None:
+        parser.error("--validation_split needs --dataset_name; for local images use --validation_data_dir.")
+    if args.validation_split is not None and args.validation_data_dir is not None:
+        parser.error("pass at most one of --validation_split and --validation_data_dir.")
+
+    # Presets, overridden by flags and JSON configs.
+    for name, value in TRAINING_PRESETS[args.preset].items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    args.unet_config = _resolve_config(
+        parser, "--unet_config", SR3UNet2DModel, SR3_UNET_PRESETS[args.preset], args.unet_config
+    )
+    args.scheduler_config = _resolve_config(
+        parser, "--scheduler_config", SR3Scheduler, SR3_SCHEDULER_PRESETS[args.preset], args.scheduler_config
+    )
+
+    for name in (
+        "scale",
+        "resolution",
+        "train_batch_size",
+        "max_train_steps",
+        "gradient_accumulation_steps",
+        "checkpointing_steps",
+        "validation_steps",
+        "num_validation_images",
+        "shuffle_buffer_size",
+    ):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be a positive integer, got {getattr(args, name)}.")
+    for name in ("checkpoints_total_limit", "validation_inference_steps", "preprocessing_num_workers"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name} must be a positive integer, got {getattr(args, name)}.")
+    if args.dataloader_num_workers < 0:
+        parser.error(f"--dataloader_num_workers must be >= 0, got {args.dataloader_num_workers}.")
+    if args.resolution % args.scale:
+        parser.error(f"--resolution {args.resolution} must be a multiple of --scale {args.scale}.")
+    factor = 2 ** (len(args.unet_config["block_out_channels"]) - 1)  # every preset sets block_out_channels
+    if args.resolution % factor:
+        parser.error(
+            f"--resolution {args.resolution} must be a multiple of {factor}: the UNet halves its input"
+            f" {len(args.unet_config['block_out_channels']) - 1} times."
+        )
+    if args.validation_crop_border is None:
+        args.validation_crop_border = 2 * args.scale
+    if not 0 <= args.validation_crop_border < args.resolution // 2:
+        parser.error(
+            f"--validation_crop_border must be in [0, {args.resolution // 2}), got {args.validation_crop_border}."
+        )
+    if args.learning_rate <= 0 or not 0 <= args.lr_min <= args.learning_rate:
+        parser.error(f"need 0 <= --lr_min <= --learning_rate > 0, got {args.lr_min} and {args.learning_rate}.")
+    if not 0.0 <= args.ema_decay <= 1.0:
+        parser.error(f"--ema_decay must be in [0, 1], got {args.ema_decay}.")
+    if args.max_grad_norm < 0:
+        parser.error(f"--max_grad_norm must be >= 0, got {args.max_grad_norm}.")
+    if args.report_to in ("wandb", "all") and args.hub_token is not None:
+        parser.error("--hub_token with --report_to wandb would leak the token into the run config; log in instead.")
+
+    # An explicit checkpoint must exist and be complete ("latest" is resolved at start-up: none means a fresh run).
+    if args.resume_from_checkpoint not in (None, "latest"):
+        path = Path(args.resume_from_checkpoint)
+        if not path.exists() and Path(args.output_dir, path).exists():
+            path = Path(args.output_dir, path)
+        if not (path / TRAINING_STATE_NAME).is_file():
+            parser.error(
+                f"--resume_from_checkpoint {args.resume_from_checkpoint} is not a complete checkpoint (no"
+                f" {TRAINING_STATE_NAME} in it); pass a checkpoint-N folder or `latest`."
+            )
+        args.resume_from_checkpoint = str(path)
+
+
+def fail(message: str):
+    """Stop at start-up with one line, the way argparse reports bad flags."""
+    raise SystemExit(f"train_sr3.py: error: {message}")
+
+
+def list_checkpoints(output_dir) -> list:
+    """Complete checkpoints `checkpoint-N` in `output_dir`, oldest first (temporary `.partial` folders excluded)."""
+    if not Path(output_dir).is_dir():
+        return []
+    found = []
+    for path in Path(output_dir).iterdir():
+        match = CHECKPOINT_PATTERN.match(path.name)
+        if match and (path / TRAINING_STATE_NAME).is_file():
+            found.append((int(match.group(1)), path))
+    return [path for _, path in sorted(found)]
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush a folder's files and entries to disk, so that a renamed checkpoint also survives a power cut."""
+    for path in [*folder.rglob("*"), folder]:
+        if os.name == "nt" and path.is_dir():  # Windows cannot open folders; NTFS journals their entries
+            continue
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def save_checkpoint(accelerator: Accelerator, output_dir: str, global_step: int, total_limit) -> Path:
+    """`accelerator.save_state` into `checkpoint-N.partial`, then rename it `checkpoint-N` (all processes call this).
+
+    A run killed while writing leaves only a `.partial` folder, which `list_checkpoints` ignores and the next save of
+    that step replaces. Older checkpoints beyond `total_limit` are deleted only after the new one is complete.
+    """
+    final = Path(output_dir, f"checkpoint-{global_step}")
+    partial = Path(output_dir, f"checkpoint-{global_step}{PARTIAL_SUFFIX}")
+    if accelerator.is_main_process and partial.exists():
+        shutil.rmtree(partial)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(partial))  # every process writes its random states; the hooks write the models
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        _fsync_tree(partial)
+        if final.exists():  # e.g. a run resumed from an earlier checkpoint reaches this step again
+            stale = final.with_name(final.name + ".stale")
+            shutil.rmtree(stale, ignore_errors=True)
+            final.rename(stale)
+            partial.rename(final)
+            shutil.rmtree(stale)
+        else:
+            partial.rename(final)
+        logger.info(f"Saved checkpoint {final}")
+        if total_limit is not None:
+            for old in list_checkpoints(output_dir)[:-total_limit]:
+                logger.info(f"Removing checkpoint {old} (--checkpoints_total_limit {total_limit})")
+                shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def load_metrics():
+    """The package's PSNR and SSIM `evaluate` modules, or `None` (with a warning) if `evaluate` is not installed."""
+    try:
+        import evaluate
+    except ImportError:
+        logger.warning("`evaluate` is not installed (pip install sr3-diffusers[eval]): validation PSNR/SSIM skipped.")
+        return None
+    missing = [name for name in ("psnr", "ssim") if not (METRICS_DIR / name / f"{name}.py").is_file()]
+    if missing:
+        logger.warning(f"No metric module {missing} under {METRICS_DIR}: validation PSNR/SSIM skipped.")
+        return None
+    return {name: evaluate.load(str(METRICS_DIR / name)) for name in ("psnr", "ssim")}
+
+
+def to_uint8_images(images: torch.Tensor) -> np.ndarray:
+    """`(B, 3, H, W)` [0, 1] tensors as `(B, H, W, 3)` uint8 arrays (how a PNG stores them)."""
+    return (images.float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255.0).round().astype(np.uint8)
+
+
+def log_validation(pipeline, validation, args, accelerator, metrics, global_step) -> dict:
+    """Super-resolve the validation LR crops with the pipeline itself, save and log LR-bicubic | SR | HR grids, and
+    return PSNR/SSIM (RGB, no crop: the SR3 paper; Y channel with a border crop: the reference)."""
+    low_res, high_res = validation["lr"], validation["hr"]
+    generator = torch.Generator().manual_seed(validation["seed"])
+    with accelerator.autocast():
+        super_res = pipeline(
+            low_res.to(accelerator.device),
+            num_inference_steps=args.validation_inference_steps,
+            generator=generator,
+            output_type="pt",
+        ).images
+    bicubic = upsample_bicubic(low_res, args.scale)
+    rows = [torch.cat([bicubic[i], super_res[i].float().cpu(), high_res[i]], dim=-1) for i in range(len(low_res))]
+    grid = to_uint8_images(torch.cat(rows, dim=-2)[None])[0]
+    grid_path = Path(args.output_dir, "validation", f"step-{global_step}.png")
+    grid_path.parent.mkdir(parents=True, exist_ok=True)
+    PIL.Image.fromarray(grid).save(grid_path)
+
+    logs = {}
+    if metrics is not None:
+        predictions, references = list(to_uint8_images(super_res)), list(to_uint8_images(high_res))
+        crop = args.validation_crop_border
+        logs["val/psnr"] = metrics["psnr"].compute(predictions=predictions, references=references)["psnr"]
+        logs["val/ssim"] = metrics["ssim"].compute(predictions=predictions, references=references)["ssim"]
+        logs["val/psnr_y"] = metrics["psnr"].compute(
+            predictions=predictions, references=references, channel="y", crop_border=crop
+        )["psnr"]
+        logs["val/ssim_y"] = metrics["ssim"].compute(
+            predictions=predictions, references=references, channel="y", crop_border=crop
+        )["ssim"]
+    for tracker in accelerator.trackers:
+        if tracker.name == "tensorboard":
+            tracker.writer.add_image("validation: LR bicubic | SR | HR", grid, global_step, dataformats="HWC")
+        elif tracker.name == "wandb":
+            import wandb
+
+            tracker.log({"validation": wandb.Image(grid, caption="LR bicubic | SR | HR")}, step=global_step)
+    logger.info(f"Validation at step {global_step}: {logs or 'no metrics'}; grid {grid_path}")
+    return logs
+
+
+def write_model_card(args, pipeline: SR3Pipeline, repo_id: str, training_summary: dict, metrics: dict) -> None:
+    """`README.md` in --output_dir from `model_cards/sr3_model_card.md`, with metadata `huggingface_hub` validates."""
+    unet_config = {key: value for key, value in pipeline.unet.config.items() if not key.startswith("_")}
+    scheduler_config = {key: value for key, value in pipeline.scheduler.config.items() if not key.startswith("_")}
+    if args.dataset_name is not None:
+        data_name, data_type = args.dataset_name, args.dataset_name
+    else:
+        data_name, data_type = Path(args.train_data_dir).resolve().name, "imagefolder"
+    if args.validation_split is not None:
+        validation_name, validation_type = args.dataset_name, args.dataset_name
+    elif args.validation_data_dir is not None:
+        validation_name, validation_type = Path(args.validation_data_dir).resolve().name, "imagefolder"
+    else:
+        validation_name, validation_type = None, None
+    eval_results = []
+    task = f"Image super-resolution x{args.scale}"
+    metric_names = {
+        "val/psnr": ("psnr", "PSNR (RGB, no crop)"),
+        "val/ssim": ("ssim", "SSIM (RGB, no crop)"),
+        "val/psnr_y": ("psnr", f"PSNR (Y, crop {args.validation_crop_border})"),
+        "val/ssim_y": ("ssim", f"SSIM (Y, crop {args.validation_crop_border})"),
+    }
+    for key, value in metrics.items():
+        if key in metric_names and math.isfinite(value):
+            metric_type, metric_name = metric_names[key]
+            eval_results.append(
+                EvalResult(
+                    task_type="image-to-image",
+                    task_name=task,
+                    dataset_type=validation_type,
+                    dataset_name=validation_name,
+                    dataset_split=args.validation_split,
+                    metric_type=metric_type,
+                    metric_name=metric_name,
+                    metric_value=round(float(value), 4),
+                )
+            )
+    card_data = ModelCardData(
+        license=args.license,
+        tags=["super-resolution", "image-to-image", "diffusion", "sr3", "diffusers", "sr3-diffusers"],
+        pipeline_tag="image-to-image",
+        datasets=[args.dataset_name] if args.dataset_name else None,
+        model_name=repo_id,
+        eval_results=eval_results or None,
+    )
+    card = ModelCard.from_template(
+        card_data,
+        template_path=str(MODEL_CARD_TEMPLATE),
+        repo_id=repo_id,
+        preset=args.preset,
+        scale=args.scale,
+        lr_size=args.resolution // args.scale,
+        hr_size=args.resolution,
+        unet_config=json.dumps(unet_config, indent=2, default=list),
+        scheduler_config=json.dumps(scheduler_config, indent=2, default=list),
+        data_name=data_name,
+        data_type=data_type,
+        validation_name=validation_name,
+        num_validation_images=metrics.get("num_images"),
+        metrics=[(result.metric_name, result.metric_value) for result in eval_results],
+        validation_inference_steps=args.validation_inference_steps,
+        **training_summary,
+    )
+    card.save(Path(args.output_dir, "README.md"))
+
+
+def create_ema_model(unet: SR3UNet2DModel, args) -> EMAModel:
+    """diffusers' EMAModel over the UNet's parameters, with the reference's constant decay unless --ema_warmup.
+
+    The reference starts the average from the initial weights and applies `ema = decay * ema + (1 - decay) * weights`
+    with a constant decay from the first step. EMAModel's `get_decay(n)` uses `k = n - update_after_step - 1`: it
+    returns 0 (a plain copy) while `k <= 0`, then `min(max((1 + k) / (10 + k), min_decay), decay)`. With
+    `update_after_step=-1` (so `k = n >= 1`) and `min_decay=decay` that is `decay` at every step, as in the reference.
+    """
+    return EMAModel(
+        unet.parameters(),
+        decay=args.ema_decay,
+        min_decay=0.0 if args.ema_warmup else args.ema_decay,
+        update_after_step=0 if args.ema_warmup else -1,
+        use_ema_warmup=args.ema_warmup,
+        inv_gamma=args.ema_inv_gamma,
+        power=args.ema_power,
+        model_cls=SR3UNet2DModel,
+        model_config=unet.config,
+    )
+
+
+def main(args):
+    logging_dir = Path(args.output_dir, args.logging_dir)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        log_with=None if args.report_to == "none" else args.report_to,
+        project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=str(logging_dir)),
+        # Data order is a function of (seed, epoch) on every process, and every process reads its own shard.
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, dispatch_batches=False),
+        # The LR schedule is stepped explicitly once per optimisation step (see the training loop).
+        step_scheduler_with_optimizer=False,
+    )
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%m/%d/%Y %H:%M:%S", level=logging.INFO
+    )
+    logger.info(accelerator.state, main_process_only=False)
+    if accelerator.is_local_main_process:
+        datasets.utils.logging.set_verbosity_warning()
+        diffusers.utils.logging.set_verbosity_info()
+    else:
+        datasets.utils.logging.set_verbosity_error()
+        diffusers.utils.logging.set_verbosity_error()
+    if args.allow_tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
+
+    # Find the checkpoint to resume from, and the seed
+    checkpoint = args.resume_from_checkpoint
+    if checkpoint == "latest":
+        checkpoints = list_checkpoints(args.output_dir)
+        checkpoint = str(checkpoints[-1]) if checkpoints else None
+        if checkpoint is None:
+            logger.info(f"No checkpoint in {args.output_dir}: starting a new training run.")
+    resume_state = json.loads(Path(checkpoint, TRAINING_STATE_NAME).read_text()) if checkpoint else None
+    if resume_state is not None:
+        if args.seed is not None and args.seed != resume_state["seed"]:
+            logger.warning(f"Resuming with the checkpoint's seed {resume_state['seed']}, not --seed {args.seed}.")
+        seed = resume_state["seed"]
+        for name in ("train_batch_size", "gradient_accumulation_steps"):
+            if resume_state[name] != getattr(args, name):
+                logger.warning(f"--{name} differs from the checkpoint's: the data order will not resume exactly.")
+        if resume_state["num_processes"] != accelerator.num_processes:
+            logger.warning("The number of processes differs from the checkpoint's: data order will not resume exactly.")
+    elif args.seed is not None:
+        seed = args.seed
+    else:
+        seed = broadcast_object_list([random.SystemRandom().randrange(2**31)])[0]
+        logger.info(f"No --seed given: using seed {seed}.")
+    # The same seed on every process for the model init and the data order; per-process noise comes later.
+    set_seed(seed)
+
+    if accelerator.is_main_process:
+        os.makedirs(args.output_dir, exist_ok=True)
+    repo_id = None
+    if args.push_to_hub and accelerator.is_main_process:
+        repo_id = HfApi(token=args.hub_token).create_repo(
+            repo_id=args.hub_model_id or Path(args.output_dir).resolve().name,
+            exist_ok=True,
+            private=args.hub_private_repo,
+        ).repo_id
+
+    # Initialize the model
+    try:
+        unet = SR3UNet2DModel(**args.unet_config)
+        noise_scheduler = SR3Scheduler(**args.scheduler_config)
+    except (TypeError, ValueError) as error:
+        fail(f"invalid model or scheduler config: {error}")
+    if args.gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
+    if args.validation_inference_steps is None:
+        args.validation_inference_steps = noise_scheduler.config.num_inference_steps
+
+    # Initialize the EMA of the weights
+    ema_unet = create_ema_model(unet, args) if args.use_ema else None
+
+    # Checkpoint hooks: save_state / load_state write and read save_pretrained folders. A checkpoint is an
+    # SR3Pipeline folder with the EMA weights in `unet/` (loadable as it is), plus the raw weights in `unet_training/`
+    # and `training_state.json` (steps, data position, seed, EMA counters).
+    training_state = {}
+
+    def save_model_hook(models, weights, output_dir):
+        if accelerator.is_main_process:
+            model = accelerator.unwrap_model(models[0])
+            if ema_unet is not None:
+                model.save_pretrained(Path(output_dir, "unet_training"))
+                release_unet = copy.deepcopy(model)  # the training weights stay untouched
+                ema_unet.copy_to(release_unet.parameters())
+            else:
+                release_unet = model
+            SR3Pipeline(unet=release_unet, scheduler=noise_scheduler, scale=args.scale).save_pretrained(output_dir)
+            state = dict(training_state)
+            if ema_unet is not None:
+                state["ema"] = {key: value for key, value in ema_unet.state_dict().items() if key != "shadow_params"}
+            Path(output_dir, TRAINING_STATE_NAME).write_text(json.dumps(state, indent=2))
+        while weights:  # the weights are in the folders above; accelerate must not write them again
+            weights.pop()
+
+    def load_model_hook(models, input_dir):
+        while models:  # popped: accelerate must not look for its own weight files
+            model = accelerator.unwrap_model(models.pop())
+            source = "unet_training" if ema_unet is not None else "unet"
+            model.load_state_dict(SR3UNet2DModel.from_pretrained(input_dir, subfolder=source).state_dict())
+        if ema_unet is not None:
+            ema_weights = SR3UNet2DModel.from_pretrained(input_dir, subfolder="unet")
+            ema_state = json.loads(Path(input_dir, TRAINING_STATE_NAME).read_text())["ema"]
+            ema_state["shadow_params"] = [param.detach().clone() for param in ema_weights.parameters()]
+            ema_unet.load_state_dict(ema_state)
+            ema_unet.to(accelerator.device)
+
+    accelerator.register_save_state_pre_hook(save_model_hook)
+    accelerator.register_load_state_pre_hook(load_model_hook)
+
+    # Initialize the optimizer
+    optimizer = torch.optim.Adam(
+        unet.parameters(),
+        lr=args.learning_rate,
+        betas=(args.adam_beta1, args.adam_beta2),
+        eps=args.adam_epsilon,
+        weight_decay=args.adam_weight_decay,
+    )
+
+    # Load the data
+    lr_size = args.resolution // args.scale
+    source = {"dataset_name": args.dataset_name, "data_dir": args.train_data_dir}
+    common = {
+        "dataset_config_name": args.dataset_config_name,
+        "image_column": args.image_column,
+        "streaming": args.streaming,
+        "cache_dir": args.cache_dir,
+    }
+    with accelerator.main_process_first():
+        try:
+            train_dataset = load_image_dataset(**source, split=args.train_split, **common)
+            train_dataset, train_transform, data_report = prepare_train_dataset(
+                train_dataset,
+                args.image_column,
+                lr_size,
+                args.scale,
+                seed=seed,
+                random_flip=args.random_flip,
+                random_rotation=args.random_rotation,
+                shuffle_buffer_size=args.shuffle_buffer_size,
+                num_proc=args.preprocessing_num_workers,
+            )
+        except ValueError as error:
+            fail(f"training data: {error}")
+    logger.info(f"Training data: {data_report.summary()}" + (" (so far; streaming)" if args.streaming else ""))
+    if data_report.num_skipped:
+        logger.warning(f"Skipped training images: {data_report.examples}")
+
+    validation = None
+    if accelerator.is_main_process and (args.validation_data_dir or args.validation_split):
+        validation_source = (
+            {"dataset_name": args.dataset_name, "split": args.validation_split}
+            if args.validation_split
+            else {"data_dir": args.validation_data_dir, "split": "train"}
+        )
+        try:
+            validation_dataset = load_image_dataset(**validation_source, **common)
+            low_res, high_res, names, _ = load_validation_pairs(
+                validation_dataset, args.image_column, args.num_validation_images, lr_size, args.scale
+            )
+        except ValueError as error:
+            fail(f"validation data: {error}")
+        validation = {"lr": low_res, "hr": high_res, "names": names, "seed": seed}
+        logger.info(f"Validation images: {names}")
+    metrics = load_metrics() if validation is not None else None
+
+    train_dataloader = torch.utils.data.DataLoader(
+        train_dataset,
+        batch_size=args.train_batch_size,
+        shuffle=not args.streaming,
+        num_workers=args.dataloader_num_workers,
+        # A private generator: creating a data-loader iterator must not draw from the global RNG (exact resume).
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+    # Initialize the learning rate scheduler: cosine annealing over all optimisation steps (SPEC section 3).
+    if args.lr_scheduler == "cosine":
+        lr_scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=args.max_train_steps, eta_min=args.lr_min
+        )
+    else:
+        lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+    unet, optimizer, train_dataloader, lr_scheduler = accelerator.prepare(
+        unet, optimizer, train_dataloader, lr_scheduler
+    )
+    if ema_unet is not None:
+        ema_unet.to(accelerator.device)
+    # From here on each process draws its own noise (the data order stays shared through the seeded sampler).
+    set_seed(seed, device_specific=True)
+
+    if accelerator.is_main_process:
+        tracker_config = {
+            key: (json.dumps(value, default=list) if isinstance(value, dict) else value)
+            for key, value in vars(args).items()
+            if isinstance(value, (int, float, str, bool, dict))
+        }
+        tracker_config["seed"] = seed
+        accelerator.init_trackers(args.tracker_project_name, config=tracker_config)
+
+    # Train!
+    total_batch_size = args.train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
+    logger.info("***** Running training *****")
+    if not args.streaming:
+        logger.info(f"  Num usable images = {len(train_dataset)}")
+        logger.info(f"  Batches per epoch per process = {len(train_dataloader)}")
+    logger.info(f"  Instantaneous batch size per device = {args.train_batch_size}")
+    logger.info(f"  Total train batch size (w. parallel, distributed & accumulation) = {total_batch_size}")
+    logger.info(f"  Gradient Accumulation steps = {args.gradient_accumulation_steps}")
+    logger.info(f"  Total optimization steps = {args.max_train_steps}")
+    logger.info(f"  Seed = {seed}")
+
+    global_step, first_epoch, batches_to_skip = 0, 0, 0
+    if checkpoint is not None:
+        logger.info(f"Resuming from checkpoint {checkpoint}")
+        accelerator.load_state(checkpoint)
+        global_step = resume_state["global_step"]
+        first_epoch = resume_state["epoch"]
+        batches_to_skip = resume_state["batches_in_epoch"]
+
+    progress_bar = tqdm(
+        total=args.max_train_steps, initial=global_step, desc="Steps", disable=not accelerator.is_local_main_process
+    )
+    loss_function = F.mse_loss if args.loss == "l2" else F.l1_loss
+    validation_logs = {}
+    train_loss, accumulated_batches = 0.0, 0
+    epoch = first_epoch
+    last_step_time = time.perf_counter()
+    while global_step < args.max_train_steps:
+        unet.train()
+        train_transform.set_epoch(epoch)
+        train_dataloader.set_epoch(epoch)
+        batches = train_dataloader
+        batches_in_epoch = 0
+        if epoch == first_epoch and batches_to_skip:
+            # Skip the batches the checkpointed run had already used in this epoch (same order: same seed & epoch).
+            batches = accelerator.skip_first_batches(train_dataloader, batches_to_skip)
+            batches_in_epoch = batches_to_skip
+        for batch in batches:
+            batches_in_epoch += 1
+            with accelerator.accumulate(unet):
+                # 1. The pair in the model's [-1, 1]; the condition exactly as SR3Pipeline makes it at inference
+                high_res = normalize(batch["hr"])
+                condition = normalize(upsample_bicubic(batch["lr"], args.scale))
+                batch_size = high_res.shape[0]
+
+                # 2. Algorithm 1: gamma ~ p(gamma), x_t = sqrt(gamma) x_0 + sqrt(1 - gamma) eps
+                noise = torch.randn_like(high_res)
+                gamma = noise_scheduler.sample_gamma(batch_size, device=high_res.device)
+                noisy_high_res = noise_scheduler.add_noise(high_res, noise, gamma)
+
+                # 3. Predict eps from (x_t, sqrt(gamma), condition); loss || eps - eps_theta ||
+                noise_pred = unet(noisy_high_res, gamma.sqrt(), condition).sample
+                loss = loss_function(noise_pred.float(), noise.float())
+
+                # Mean loss over all processes, for logging
+                avg_loss = accelerator.gather(loss.detach().repeat(batch_size)).mean()
+                train_loss += avg_loss.item()
+                accumulated_batches += 1
+
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and args.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(unet.parameters(), args.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+
+            # Checks if the accelerator has performed an optimization step behind the scenes
+            if not accelerator.sync_gradients:
+                continue
+            if not accelerator.optimizer_step_was_skipped:
+                lr_scheduler.step()
+            if ema_unet is not None:
+                ema_unet.step(unet.parameters())
+            global_step += 1
+            progress_bar.update(1)
+            now = time.perf_counter()
+            logs = {
+                "loss": train_loss / accumulated_batches,  # mean over the accumulated batches
+                "lr": lr_scheduler.get_last_lr()[0],
+                "images_per_second": total_batch_size / max(now - last_step_time, 1e-9),
+                "epoch": epoch,
+            }
+            if ema_unet is not None:
+                logs["ema_decay"] = ema_unet.cur_decay_value
+            train_loss, accumulated_batches = 0.0, 0
+
+            if global_step % args.checkpointing_steps == 0:
+                # A checkpoint at the end of an epoch resumes at the start of the next one.
+                end_of_epoch = accelerator.gradient_state.end_of_dataloader
+                training_state.update(
+                    global_step=global_step,
+                    epoch=epoch + 1 if end_of_epoch else epoch,
+                    batches_in_epoch=0 if end_of_epoch else batches_in_epoch,
+                    seed=seed,
+                    train_batch_size=args.train_batch_size,
+                    gradient_accumulation_steps=args.gradient_accumulation_steps,
+                    num_processes=accelerator.num_processes,
+                )
+                save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
+
+            last_step = global_step == args.max_train_steps
+            if validation is not None and (global_step % args.validation_steps == 0 or last_step):
+                # Sample with the EMA weights (store / copy_to / restore), without touching the training RNG.
+                validation_unet = accelerator.unwrap_model(unet)
+                if ema_unet is not None:
+                    ema_unet.store(validation_unet.parameters())
+                    ema_unet.copy_to(validation_unet.parameters())
+                validation_unet.eval()
+                devices = [accelerator.device] if accelerator.device.type == "cuda" else []
+                with torch.random.fork_rng(devices=devices), torch.no_grad():
+                    pipeline = SR3Pipeline(unet=validation_unet, scheduler=noise_scheduler, scale=args.scale)
+                    pipeline.set_progress_bar_config(disable=True)
+                    validation_logs = log_validation(pipeline, validation, args, accelerator, metrics, global_step)
+                    validation_logs["num_images"] = len(validation["names"])
+                logs.update({key: value for key, value in validation_logs.items() if key.startswith("val/")})
+                validation_unet.train()
+                if ema_unet is not None:
+                    ema_unet.restore(validation_unet.parameters())
+
+            progress_bar.set_postfix(loss=f"{logs['loss']:.4f}", lr=f"{logs['lr']:.3g}")
+            accelerator.log(logs, step=global_step)
+            last_step_time = time.perf_counter()
+            if global_step >= args.max_train_steps:
+                break
+        if args.streaming and train_transform.report.num_skipped:
+            logger.warning(f"Streaming data, epoch {epoch}: {train_transform.report.summary()} (this process).")
+        if batches_in_epoch == 0:
+            fail(f"epoch {epoch} produced no batch: the training data ran dry.")
+        epoch += 1
+    progress_bar.close()
+
+    # Save the release pipeline (EMA weights) and its model card
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        unet = accelerator.unwrap_model(unet)
+        if ema_unet is not None:
+            ema_unet.copy_to(unet.parameters())
+        pipeline = SR3Pipeline(unet=unet, scheduler=noise_scheduler, scale=args.scale)
+        pipeline.save_pretrained(args.output_dir)
+        training_summary = {
+            "max_train_steps": args.max_train_steps,
+            "total_batch_size": total_batch_size,
+            "num_train_images": data_report.num_usable if not args.streaming else None,
+            "num_skipped_images": data_report.num_skipped if not args.streaming else None,
+            "learning_rate": args.learning_rate,
+            "lr_scheduler": args.lr_scheduler,
+            "lr_min": args.lr_min,
+            "max_grad_norm": args.max_grad_norm,
+            "ema_decay": args.ema_decay if args.use_ema else None,
+            "loss": args.loss,
+            "mixed_precision": accelerator.mixed_precision,
+            "random_flip": args.random_flip,
+            "random_rotation": args.random_rotation,
+            "scheduler_num_inference_steps": noise_scheduler.config.num_inference_steps,
+        }
+        card_repo_id = repo_id or Path(args.output_dir).resolve().name
+        write_model_card(args, pipeline, card_repo_id, training_summary, validation_logs)
+        weights_kind = "EMA" if ema_unet is not None else "final"
+        logger.info(f"Saved the SR3Pipeline ({weights_kind} weights) and its model card to {args.output_dir}")
+        if args.push_to_hub:
+            HfApi(token=args.hub_token).upload_folder(
+                repo_id=repo_id,
+                folder_path=args.output_dir,
+                commit_message="End of training",
+                ignore_patterns=["checkpoint-*", "*.partial", "*.stale"],
+            )
+            logger.info(f"Uploaded {args.output_dir} to https://huggingface.co/{repo_id}")
+    accelerator.end_training()
+
+
+if __name__ == "__main__":
+    main(parse_args())

@@ -128,7 +128,7 @@ def upscale_main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    pipe = SR3Pipeline.from_pretrained(args.model, torch_dtype=DTYPES[args.dtype]).to(device)
+    pipe = SR3Pipeline.from_pretrained(args.model, dtype=DTYPES[args.dtype]).to(device)
     pipe.set_progress_bar_config(leave=False, desc="steps")
     scale = pipe.config.scale
 

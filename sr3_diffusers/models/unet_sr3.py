@@ -1,7 +1,7 @@
 """The SR3 UNet: a DDPM-style UNet conditioned on a continuous noise level and an upsampled low-resolution image."""
 
 from dataclasses import dataclass
-from typing import Optional, Tuple, Union
+from typing import Tuple, Union
 
 import torch
 import torch.nn as nn

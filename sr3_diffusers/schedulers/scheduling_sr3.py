@@ -95,69 +95,17 @@ def continuous_gamma(gammas: torch.Tensor, timesteps: torch.Tensor, uniform: tor
     return gamma_t + (gamma_t_prev - gamma_t) * uniform
 
 
-class SR3Scheduler(SchedulerMixin, ConfigMixin):
+class SR3NoiseLevelMixin:
     """
-    `SR3Scheduler` implements the noise schedules of SR3, "Image Super-Resolution via Iterative Refinement"
-    (Saharia et al., 2021, https://huggingface.co/papers/2104.07636): continuous noise-level training (Algorithm 1)
-    and ancestral sampling (Algorithm 2) on a separate, shorter sampling schedule.
-
-    The defaults are the reference's 64 -> 256 settings (`SR3Scheduler()` equals `from_preset("sr3-64-256")`);
-    `from_preset("sr3-32-128")` gives the 32 -> 128 ones. Note that the 64 -> 256 sampling schedule ends at
-    gamma ~ 0.00562, a little below the smallest training gamma (~ 0.00604 for T = 2000), as in the reference.
-
-    This model inherits from [`SchedulerMixin`] and [`ConfigMixin`]. Check the superclass documentation for the generic
-    methods the library implements for all schedulers such as loading and saving.
-
-    Args:
-        num_train_timesteps (`int`, defaults to `2000`):
-            T, the number of steps of the training schedule: 2000 for `sr3-64-256` (the reference's code; its README
-            says 1000), 1000 for `sr3-32-128`.
-        beta_start (`float`, defaults to `1e-4`):
-            First beta of the linear training schedule, in (0, 1).
-        beta_end (`float`, defaults to `0.005`):
-            Last beta of the linear training schedule, in (0, 1) and at least `beta_start`.
-        num_inference_steps (`int`, defaults to `100`):
-            N, the number of steps of the sampling schedule. `set_timesteps` may ask for fewer (respaced), never more.
-        inference_beta_start (`float`, defaults to `1e-4`):
-            First beta of the linear sampling schedule (`1e-6` for `sr3-32-128`).
-        inference_beta_end (`float`, defaults to `0.1`):
-            Last beta of the linear sampling schedule (`0.05` for `sr3-32-128`).
-        variance_type (`"beta"` or `"posterior"`, defaults to `"beta"`):
-            The variance of each sampling step: `"beta"` is sigma_t^2 = beta_t of SR3's Algorithm 2 (the reference);
-            `"posterior"` is DDPM's beta-tilde, beta_t (1 - gamma_{t-1}) / (1 - gamma_t) (Ho et al., 2020, eq. (7)).
-        clip_sample (`bool`, defaults to `False`):
-            Clip the predicted `x_0` to [-`clip_sample_range`, `clip_sample_range`] in each step and take the mean
-            from the clipped `x_0`. Off in the paper and the reference, which only clamp the final output.
-        clip_sample_range (`float`, defaults to `1.0`):
-            The clipping bound, used only when `clip_sample=True`; must be positive.
+    What the SR3 schedulers share: the training schedule and SR3's Algorithm 1 (`sample_gamma`, `add_noise`), and a
+    sampling schedule indexed by steps t = N-1 (noisiest) .. 0 whose noise levels gamma_t are
+    `inference_alphas_cumprod[t]` (`get_noise_level`, timestep checks). The classes that use it set the training
+    schedule with `_set_training_schedule` and build `inference_alphas_cumprod` in `set_timesteps`.
     """
 
-    _compatibles = []
-    order = 1
-
-    @register_to_config
-    def __init__(
-        self,
-        num_train_timesteps: int = 2000,
-        beta_start: float = 1e-4,
-        beta_end: float = 0.005,
-        num_inference_steps: int = 100,
-        inference_beta_start: float = 1e-4,
-        inference_beta_end: float = 0.1,
-        variance_type: str = "beta",
-        clip_sample: bool = False,
-        clip_sample_range: float = 1.0,
-    ):
-        _check_positive_int("num_train_timesteps", num_train_timesteps)
-        _check_positive_int("num_inference_steps", num_inference_steps)
-        _check_beta_range("beta_start", beta_start, "beta_end", beta_end)
-        _check_beta_range("inference_beta_start", inference_beta_start, "inference_beta_end", inference_beta_end)
-        if variance_type not in VARIANCE_TYPES:
-            raise ValueError(f"`variance_type` must be one of {list(VARIANCE_TYPES)}, got {variance_type!r}.")
-        if not clip_sample_range > 0:
-            raise ValueError(f"`clip_sample_range` must be positive, got {clip_sample_range!r}.")
-
-        # Training schedule (Algorithm 1), float64 so that 1 - gamma keeps its digits near gamma = 1
+    def _set_training_schedule(self, beta_start: float, beta_end: float, num_train_timesteps: int) -> None:
+        """The linear-beta training schedule (Algorithm 1), float64 so that 1 - gamma keeps its digits near gamma = 1;
+        x_T ~ N(0, I) starts sampling, and the sampling schedule is unset until `set_timesteps`."""
         self.betas = linear_betas(beta_start, beta_end, num_train_timesteps)
         self.alphas = 1.0 - self.betas
         self.alphas_cumprod = gammas_from_betas(self.betas)
@@ -165,47 +113,10 @@ class SR3Scheduler(SchedulerMixin, ConfigMixin):
         # standard deviation of the initial noise distribution: x_T ~ N(0, I)
         self.init_noise_sigma = 1.0
 
-        # setable values: the sampling schedule (Algorithm 2), built by `set_timesteps`
+        # setable values: the sampling schedule, built by `set_timesteps`
         self.num_inference_steps = None
         self.timesteps = None
-        self.inference_betas = None
-        self.inference_alphas = None
         self.inference_alphas_cumprod = None
-
-    @classmethod
-    def from_preset(cls, name: str, **overrides) -> "SR3Scheduler":
-        """
-        Build the scheduler of one of the reference's tasks, `"sr3-64-256"` or `"sr3-32-128"`.
-
-        Args:
-            name (`str`):
-                The preset name, a key of `SR3_SCHEDULER_PRESETS`.
-            **overrides:
-                Config fields that replace the preset's values, e.g. `variance_type="posterior"`.
-        """
-        if name not in SR3_SCHEDULER_PRESETS:
-            raise ValueError(f"Unknown SR3 scheduler preset {name!r}; choose one of {sorted(SR3_SCHEDULER_PRESETS)}.")
-        return cls(**{**SR3_SCHEDULER_PRESETS[name], **overrides})
-
-    @classmethod
-    def _get_compatibles(cls) -> list:
-        """The classes whose configs this one shares; diffusers would look `_compatibles` up in its own namespace."""
-        from .scheduling_sr3_dpmsolver import SR3DPMSolverScheduler  # that module builds on this one
-
-        return [cls, SR3DPMSolverScheduler]
-
-    @classmethod
-    def from_config(cls, config=None, return_unused_kwargs=False, **kwargs):
-        """
-        Instantiate from a config dict, see [`~ConfigMixin.from_config`].
-
-        A few-step [`SR3DPMSolverScheduler`] config (recognised by its `reference_steps` key) is translated first: its
-        `reference_steps` is the length of SR3's sampling schedule, this class's `num_inference_steps`; its sampler
-        settings (`algorithm_type`, `eta`, ...) are ignored.
-        """
-        if isinstance(config, dict) and "reference_steps" in config:
-            config = {**config, "num_inference_steps": config["reference_steps"]}
-        return super().from_config(config, return_unused_kwargs=return_unused_kwargs, **kwargs)
 
     def scale_model_input(self, sample: torch.Tensor, timestep: int | None = None) -> torch.Tensor:
         """
@@ -309,6 +220,158 @@ class SR3Scheduler(SchedulerMixin, ConfigMixin):
         noisy_samples = sqrt_gamma * original_samples + sqrt_one_minus_gamma * noise
         return noisy_samples.to(original_samples.dtype)
 
+    def get_noise_level(self, timestep: int | torch.Tensor) -> torch.Tensor:
+        """
+        The model input sqrt(gamma_t) of sampling step `timestep` (SR3's Algorithm 2).
+
+        Args:
+            timestep (`int` or `torch.Tensor`):
+                A timestep of `self.timesteps`.
+
+        Returns:
+            `torch.Tensor`:
+                A 0-dim float32 tensor on the device of `self.timesteps`.
+        """
+        t = self._check_timestep(timestep)
+        noise_level = self.inference_alphas_cumprod[t].sqrt().float()
+        return noise_level.to(self.timesteps.device)
+
+    def _check_step_inputs(self, model_output: torch.Tensor, timestep: int | torch.Tensor, sample: torch.Tensor) -> int:
+        """Return `timestep` as an index of the sampling schedule, or raise if it is not one or the shapes differ."""
+        t = self._check_timestep(timestep)
+        if model_output.shape != sample.shape:
+            raise ValueError(
+                f"`model_output` must have the shape of `sample` {tuple(sample.shape)}, "
+                f"got {tuple(model_output.shape)}."
+            )
+        return t
+
+    def _check_timestep(self, timestep: int | torch.Tensor) -> int:
+        """Return `timestep` as an index of the sampling schedule, or raise if it is not one."""
+        if self.num_inference_steps is None:
+            raise ValueError(
+                "The sampling schedule is not set: call `scheduler.set_timesteps(num_inference_steps)` before "
+                "`step` or `get_noise_level`."
+            )
+        if torch.is_tensor(timestep):
+            if timestep.numel() != 1:
+                raise ValueError(f"`timestep` must be a single value, got a tensor of shape {tuple(timestep.shape)}.")
+            timestep = timestep.item()
+        if isinstance(timestep, bool) or not isinstance(timestep, (int, np.integer)):
+            raise TypeError(f"`timestep` must be an integer step of `scheduler.timesteps`, got {timestep!r}.")
+        if not 0 <= timestep < self.num_inference_steps:
+            raise ValueError(
+                f"`timestep` {timestep} is not in the sampling schedule: it must be one of "
+                f"0..{self.num_inference_steps - 1} (`scheduler.timesteps`)."
+            )
+        return int(timestep)
+
+    def __len__(self) -> int:
+        return self.config.num_train_timesteps
+
+
+class SR3Scheduler(SR3NoiseLevelMixin, SchedulerMixin, ConfigMixin):
+    """
+    `SR3Scheduler` implements the noise schedules of SR3, "Image Super-Resolution via Iterative Refinement"
+    (Saharia et al., 2021, https://huggingface.co/papers/2104.07636): continuous noise-level training (Algorithm 1)
+    and ancestral sampling (Algorithm 2) on a separate, shorter sampling schedule.
+
+    The defaults are the reference's 64 -> 256 settings (`SR3Scheduler()` equals `from_preset("sr3-64-256")`);
+    `from_preset("sr3-32-128")` gives the 32 -> 128 ones. Note that the 64 -> 256 sampling schedule ends at
+    gamma ~ 0.00562, a little below the smallest training gamma (~ 0.00604 for T = 2000), as in the reference.
+
+    This model inherits from [`SchedulerMixin`] and [`ConfigMixin`]. Check the superclass documentation for the generic
+    methods the library implements for all schedulers such as loading and saving.
+
+    Args:
+        num_train_timesteps (`int`, defaults to `2000`):
+            T, the number of steps of the training schedule: 2000 for `sr3-64-256` (the reference's code; its README
+            says 1000), 1000 for `sr3-32-128`.
+        beta_start (`float`, defaults to `1e-4`):
+            First beta of the linear training schedule, in (0, 1).
+        beta_end (`float`, defaults to `0.005`):
+            Last beta of the linear training schedule, in (0, 1) and at least `beta_start`.
+        num_inference_steps (`int`, defaults to `100`):
+            N, the number of steps of the sampling schedule. `set_timesteps` may ask for fewer (respaced), never more.
+        inference_beta_start (`float`, defaults to `1e-4`):
+            First beta of the linear sampling schedule (`1e-6` for `sr3-32-128`).
+        inference_beta_end (`float`, defaults to `0.1`):
+            Last beta of the linear sampling schedule (`0.05` for `sr3-32-128`).
+        variance_type (`"beta"` or `"posterior"`, defaults to `"beta"`):
+            The variance of each sampling step: `"beta"` is sigma_t^2 = beta_t of SR3's Algorithm 2 (the reference);
+            `"posterior"` is DDPM's beta-tilde, beta_t (1 - gamma_{t-1}) / (1 - gamma_t) (Ho et al., 2020, eq. (7)).
+        clip_sample (`bool`, defaults to `False`):
+            Clip the predicted `x_0` to [-`clip_sample_range`, `clip_sample_range`] in each step and take the mean
+            from the clipped `x_0`. Off in the paper and the reference, which only clamp the final output.
+        clip_sample_range (`float`, defaults to `1.0`):
+            The clipping bound, used only when `clip_sample=True`; must be positive.
+    """
+
+    _compatibles = []
+    order = 1
+
+    @register_to_config
+    def __init__(
+        self,
+        num_train_timesteps: int = 2000,
+        beta_start: float = 1e-4,
+        beta_end: float = 0.005,
+        num_inference_steps: int = 100,
+        inference_beta_start: float = 1e-4,
+        inference_beta_end: float = 0.1,
+        variance_type: str = "beta",
+        clip_sample: bool = False,
+        clip_sample_range: float = 1.0,
+    ):
+        _check_positive_int("num_train_timesteps", num_train_timesteps)
+        _check_positive_int("num_inference_steps", num_inference_steps)
+        _check_beta_range("beta_start", beta_start, "beta_end", beta_end)
+        _check_beta_range("inference_beta_start", inference_beta_start, "inference_beta_end", inference_beta_end)
+        if variance_type not in VARIANCE_TYPES:
+            raise ValueError(f"`variance_type` must be one of {list(VARIANCE_TYPES)}, got {variance_type!r}.")
+        if not clip_sample_range > 0:
+            raise ValueError(f"`clip_sample_range` must be positive, got {clip_sample_range!r}.")
+
+        self._set_training_schedule(beta_start, beta_end, num_train_timesteps)
+        # the sampling schedule's betas and alphas (Algorithm 2), built by `set_timesteps`
+        self.inference_betas = None
+        self.inference_alphas = None
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> "SR3Scheduler":
+        """
+        Build the scheduler of one of the reference's tasks, `"sr3-64-256"` or `"sr3-32-128"`.
+
+        Args:
+            name (`str`):
+                The preset name, a key of `SR3_SCHEDULER_PRESETS`.
+            **overrides:
+                Config fields that replace the preset's values, e.g. `variance_type="posterior"`.
+        """
+        if name not in SR3_SCHEDULER_PRESETS:
+            raise ValueError(f"Unknown SR3 scheduler preset {name!r}; choose one of {sorted(SR3_SCHEDULER_PRESETS)}.")
+        return cls(**{**SR3_SCHEDULER_PRESETS[name], **overrides})
+
+    @classmethod
+    def _get_compatibles(cls) -> list:
+        """The classes whose configs this one shares; diffusers would look `_compatibles` up in its own namespace."""
+        from .scheduling_sr3_dpmsolver import SR3DPMSolverScheduler  # that module builds on this one
+
+        return [cls, SR3DPMSolverScheduler]
+
+    @classmethod
+    def from_config(cls, config=None, return_unused_kwargs=False, **kwargs):
+        """
+        Instantiate from a config dict, see [`~ConfigMixin.from_config`].
+
+        A few-step [`SR3DPMSolverScheduler`] config (recognised by its `reference_steps` key) is translated first: its
+        `reference_steps` is the length of SR3's sampling schedule, this class's `num_inference_steps`; its sampler
+        settings (`algorithm_type`, `eta`, ...) are ignored.
+        """
+        if isinstance(config, dict) and "reference_steps" in config:
+            config = {**config, "num_inference_steps": config["reference_steps"]}
+        return super().from_config(config, return_unused_kwargs=return_unused_kwargs, **kwargs)
+
     def set_timesteps(self, num_inference_steps: int | None = None, device: str | torch.device | None = None):
         """
         Build the sampling schedule and its timesteps N-1, ..., 0 (to be run before inference).
@@ -350,22 +413,6 @@ class SR3Scheduler(SchedulerMixin, ConfigMixin):
         self.inference_alphas_cumprod = alphas_cumprod
         self.timesteps = torch.arange(num_inference_steps - 1, -1, -1, dtype=torch.int64, device=device)
 
-    def get_noise_level(self, timestep: int | torch.Tensor) -> torch.Tensor:
-        """
-        The model input sqrt(gamma_t) of sampling step `timestep` (SR3's Algorithm 2).
-
-        Args:
-            timestep (`int` or `torch.Tensor`):
-                A timestep of `self.timesteps`.
-
-        Returns:
-            `torch.Tensor`:
-                A 0-dim float32 tensor on the device of `self.timesteps`.
-        """
-        t = self._check_timestep(timestep)
-        noise_level = self.inference_alphas_cumprod[t].sqrt().float()
-        return noise_level.to(self.timesteps.device)
-
     def step(
         self,
         model_output: torch.Tensor,
@@ -399,12 +446,7 @@ class SR3Scheduler(SchedulerMixin, ConfigMixin):
                 If `return_dict` is `True`, an [`SR3SchedulerOutput`], otherwise the tuple
                 `(prev_sample, pred_original_sample)`.
         """
-        t = self._check_timestep(timestep)
-        if model_output.shape != sample.shape:
-            raise ValueError(
-                f"`model_output` must have the shape of `sample` {tuple(sample.shape)}, "
-                f"got {tuple(model_output.shape)}."
-            )
+        t = self._check_step_inputs(model_output, timestep, sample)
 
         # Notation (<variable name> -> <name in SR3 / DDPM>)
         # - alpha_prod_t -> gamma_t (SR3), alpha-bar_t (DDPM)
@@ -457,28 +499,6 @@ class SR3Scheduler(SchedulerMixin, ConfigMixin):
 
         return SR3SchedulerOutput(prev_sample=prev_sample, pred_original_sample=pred_original_sample)
 
-    def _check_timestep(self, timestep: int | torch.Tensor) -> int:
-        """Return `timestep` as an index of the sampling schedule, or raise if it is not one."""
-        if self.num_inference_steps is None:
-            raise ValueError(
-                "The sampling schedule is not set: call `scheduler.set_timesteps(num_inference_steps)` before "
-                "`step` or `get_noise_level`."
-            )
-        if torch.is_tensor(timestep):
-            if timestep.numel() != 1:
-                raise ValueError(f"`timestep` must be a single value, got a tensor of shape {tuple(timestep.shape)}.")
-            timestep = timestep.item()
-        if isinstance(timestep, bool) or not isinstance(timestep, (int, np.integer)):
-            raise TypeError(f"`timestep` must be an integer step of `scheduler.timesteps`, got {timestep!r}.")
-        if not 0 <= timestep < self.num_inference_steps:
-            raise ValueError(
-                f"`timestep` {timestep} is not in the sampling schedule: it must be one of "
-                f"0..{self.num_inference_steps - 1} (`scheduler.timesteps`)."
-            )
-        return int(timestep)
-
-    def __len__(self) -> int:
-        return self.config.num_train_timesteps
 
 
 def _check_positive_int(name: str, value) -> None:

@@ -22,7 +22,6 @@ model input sqrt(gamma_t), and the last step (t = 0) goes to gamma = 1: it retur
 
 import math
 
-import numpy as np
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
@@ -30,6 +29,7 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from .scheduling_sr3 import (
     SR3_SCHEDULER_PRESETS,
+    SR3NoiseLevelMixin,
     SR3Scheduler,
     SR3SchedulerOutput,
     _check_beta_range,
@@ -69,7 +69,7 @@ def log_snr_spaced_gammas(gamma_min: float, gamma_max: float, num_steps: int) ->
     return gammas
 
 
-class SR3DPMSolverScheduler(SchedulerMixin, ConfigMixin):
+class SR3DPMSolverScheduler(SR3NoiseLevelMixin, SchedulerMixin, ConfigMixin):
     """
     `SR3DPMSolverScheduler` samples an SR3 model in few steps: DDIM or DPM-Solver++(2M) (optionally stochastic) on
     noise levels spaced evenly in log-SNR over the training range, or on SR3's own sampling schedule respaced. It is a
@@ -175,18 +175,7 @@ class SR3DPMSolverScheduler(SchedulerMixin, ConfigMixin):
             raise ValueError(f"`clip_sample_range` must be positive, got {clip_sample_range!r}.")
         self._check_num_inference_steps(num_inference_steps, noise_level_spacing, reference_steps)
 
-        # Training schedule (SR3's Algorithm 1), float64 so that 1 - gamma keeps its digits near gamma = 1
-        self.betas = linear_betas(beta_start, beta_end, num_train_timesteps)
-        self.alphas = 1.0 - self.betas
-        self.alphas_cumprod = gammas_from_betas(self.betas)
-
-        # standard deviation of the initial noise distribution: x_T ~ N(0, I)
-        self.init_noise_sigma = 1.0
-
-        # setable values: the sampling schedule, built by `set_timesteps`
-        self.num_inference_steps = None
-        self.timesteps = None
-        self.inference_alphas_cumprod = None
+        self._set_training_schedule(beta_start, beta_end, num_train_timesteps)
 
         # multistep state: the predicted x_0 of the previous step and that step's timestep
         self._previous_pred_original_sample = None
@@ -232,23 +221,6 @@ class SR3DPMSolverScheduler(SchedulerMixin, ConfigMixin):
         preset["reference_steps"] = preset.pop("num_inference_steps")
         return cls(**{**preset, **overrides})
 
-    def scale_model_input(self, sample: torch.Tensor, timestep: int | None = None) -> torch.Tensor:
-        """
-        Ensures interchangeability with schedulers that need to scale the denoising model input depending on the
-        current timestep. SR3 does not scale it.
-
-        Args:
-            sample (`torch.Tensor`):
-                The input sample.
-            timestep (`int`, *optional*):
-                The current timestep in the diffusion chain.
-
-        Returns:
-            `torch.Tensor`:
-                The input sample, unchanged.
-        """
-        return sample
-
     def set_timesteps(self, num_inference_steps: int | None = None, device: str | torch.device | None = None):
         """
         Choose the N noise levels gamma_{N-1} (noisiest) .. gamma_0 and the timesteps N-1, ..., 0 (to be run before
@@ -293,23 +265,6 @@ class SR3DPMSolverScheduler(SchedulerMixin, ConfigMixin):
         self._previous_pred_original_sample = None
         self._previous_timestep = None
 
-    # Copied from sr3_diffusers.schedulers.scheduling_sr3.SR3Scheduler.get_noise_level
-    def get_noise_level(self, timestep: int | torch.Tensor) -> torch.Tensor:
-        """
-        The model input sqrt(gamma_t) of sampling step `timestep` (SR3's Algorithm 2).
-
-        Args:
-            timestep (`int` or `torch.Tensor`):
-                A timestep of `self.timesteps`.
-
-        Returns:
-            `torch.Tensor`:
-                A 0-dim float32 tensor on the device of `self.timesteps`.
-        """
-        t = self._check_timestep(timestep)
-        noise_level = self.inference_alphas_cumprod[t].sqrt().float()
-        return noise_level.to(self.timesteps.device)
-
     def step(
         self,
         model_output: torch.Tensor,
@@ -342,12 +297,7 @@ class SR3DPMSolverScheduler(SchedulerMixin, ConfigMixin):
                 If `return_dict` is `True`, an [`SR3SchedulerOutput`], otherwise the tuple
                 `(prev_sample, pred_original_sample)`.
         """
-        t = self._check_timestep(timestep)
-        if model_output.shape != sample.shape:
-            raise ValueError(
-                f"`model_output` must have the shape of `sample` {tuple(sample.shape)}, "
-                f"got {tuple(model_output.shape)}."
-            )
+        t = self._check_step_inputs(model_output, timestep, sample)
 
         # 1. compute alphas (float64 Python numbers; gamma_{-1} := 1)
         alpha_prod_t = self.inference_alphas_cumprod[t].item()
@@ -444,7 +394,7 @@ class SR3DPMSolverScheduler(SchedulerMixin, ConfigMixin):
         # 1. compute alphas, sigmas, lambdas and the step size h in lambda
         alpha_prod_s = self.inference_alphas_cumprod[t].item()
         alpha_prod_t = self.inference_alphas_cumprod[t - 1].item()
-        alpha_s, sigma_s = alpha_prod_s**0.5, (1.0 - alpha_prod_s) ** 0.5
+        sigma_s = (1.0 - alpha_prod_s) ** 0.5
         alpha_t, sigma_t = alpha_prod_t**0.5, (1.0 - alpha_prod_t) ** 0.5
         lambda_s, lambda_t = half_log_snr(alpha_prod_s), half_log_snr(alpha_prod_t)
         h = lambda_t - lambda_s
@@ -479,27 +429,6 @@ class SR3DPMSolverScheduler(SchedulerMixin, ConfigMixin):
             prev_sample = prev_sample + sigma_t * (-math.expm1(-2.0 * eta_h)) ** 0.5 * noise
         return prev_sample
 
-    # Copied from sr3_diffusers.schedulers.scheduling_sr3.SR3Scheduler._check_timestep
-    def _check_timestep(self, timestep: int | torch.Tensor) -> int:
-        """Return `timestep` as an index of the sampling schedule, or raise if it is not one."""
-        if self.num_inference_steps is None:
-            raise ValueError(
-                "The sampling schedule is not set: call `scheduler.set_timesteps(num_inference_steps)` before "
-                "`step` or `get_noise_level`."
-            )
-        if torch.is_tensor(timestep):
-            if timestep.numel() != 1:
-                raise ValueError(f"`timestep` must be a single value, got a tensor of shape {tuple(timestep.shape)}.")
-            timestep = timestep.item()
-        if isinstance(timestep, bool) or not isinstance(timestep, (int, np.integer)):
-            raise TypeError(f"`timestep` must be an integer step of `scheduler.timesteps`, got {timestep!r}.")
-        if not 0 <= timestep < self.num_inference_steps:
-            raise ValueError(
-                f"`timestep` {timestep} is not in the sampling schedule: it must be one of "
-                f"0..{self.num_inference_steps - 1} (`scheduler.timesteps`)."
-            )
-        return int(timestep)
-
     @staticmethod
     def _check_num_inference_steps(num_inference_steps: int, noise_level_spacing: str, reference_steps: int) -> None:
         """Raise if `"reference"` spacing is asked for more steps than SR3's sampling schedule has."""
@@ -509,6 +438,3 @@ class SR3DPMSolverScheduler(SchedulerMixin, ConfigMixin):
                 f"`noise_level_spacing='reference'`, got {num_inference_steps}: the reference schedule can only be "
                 "respaced to fewer steps. Use `noise_level_spacing='log_snr'` or raise `reference_steps`."
             )
-
-    def __len__(self) -> int:
-        return self.config.num_train_timesteps

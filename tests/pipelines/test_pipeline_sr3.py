@@ -31,7 +31,7 @@ def test_pipeline_equals_algorithm_2_written_out_by_hand(tiny_pipeline):
     low_res = random_image(4, 6)
     output = run(tiny_pipeline, low_res, output_type="pt")
 
-    unet, scheduler = tiny_pipeline.unet, SR3Scheduler(num_inference_steps=4)
+    unet = tiny_pipeline.unet
     generator = torch.Generator().manual_seed(0)
     # SPEC section 3: bicubic x4 of the [0, 1] image, clamped to [0, 1], mapped to [-1, 1].
     condition = F.interpolate(low_res[None], scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1) * 2 - 1

@@ -1,6 +1,7 @@
 """SR3Pipeline: image super-resolution by iterative refinement (Saharia et al., 2021)."""
 
 import os
+from pathlib import Path
 from typing import Callable, Dict, List, Optional, Union
 
 import torch
@@ -17,6 +18,10 @@ from ..schedulers.scheduling_sr3 import SR3Scheduler
 
 
 OUTPUT_TYPES = ("pil", "np", "pt")
+
+# The small x4 model trained on real photos that ships inside the package (see its model card, `default/README.md`).
+SHIPPED_MODEL = "sr3_diffusers/default"
+SHIPPED_MODEL_PATH = Path(__file__).resolve().parents[1] / "default"
 
 EXAMPLE_DOC_STRING = """
     Example:
@@ -62,7 +67,8 @@ class SR3Pipeline(DiffusionPipeline):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: Union[str, os.PathLike], **kwargs) -> "SR3Pipeline":
         r"""
-        Load a saved SR3 pipeline from a local folder or a Hub repo id.
+        Load a saved SR3 pipeline from a local folder, a Hub repo id, or `"sr3_diffusers/default"`: the small x4
+        model that ships inside this package, loaded without network.
 
         diffusers' generic loader refuses Hub repos whose components come from a library other than diffusers or
         transformers, so a repo id is first resolved to a local snapshot with `huggingface_hub.snapshot_download`
@@ -72,6 +78,8 @@ class SR3Pipeline(DiffusionPipeline):
         [`~DiffusionPipeline.from_pretrained`].
         """
         kwargs.setdefault("use_safetensors", True)
+        if str(pretrained_model_name_or_path) == SHIPPED_MODEL:
+            pretrained_model_name_or_path = SHIPPED_MODEL_PATH
         if not os.path.isdir(pretrained_model_name_or_path):
             allow_patterns = ["*.json", "*.safetensors", "*.md"]
             if not kwargs["use_safetensors"]:

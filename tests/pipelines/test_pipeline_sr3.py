@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from diffusers.callbacks import PipelineCallback
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 
-from sr3_diffusers import SR3Pipeline, SR3Scheduler, SR3UNet2DModel
+from sr3_diffusers import SR3DPMSolverScheduler, SR3Pipeline, SR3Scheduler, SR3UNet2DModel
 
 
 def random_image(height, width, seed=0):
@@ -356,6 +356,10 @@ def psnr(a, b):
 
 
 def test_tiled_run_matches_the_untiled_run_and_the_unet_only_sees_tiles(tiny_pipeline):
+    # The deterministic sampler (DDIM, eta = 0): any difference comes from the tiles, none from noise draws.
+    tiny_pipeline.scheduler = SR3DPMSolverScheduler.from_config(
+        tiny_pipeline.scheduler.config, algorithm_type="ddim", num_inference_steps=4
+    )
     low_res = random_image(24, 20)
     untiled = run(tiny_pipeline, low_res, output_type="pt")
     seen_sizes = []
@@ -366,7 +370,7 @@ def test_tiled_run_matches_the_untiled_run_and_the_unet_only_sees_tiles(tiny_pip
     assert max(size[-1] for size in seen_sizes) == 32 and max(size[-2] for size in seen_sizes) == 32
     # Every step: 5 x 4 windows of 32 (stride 16) in 2-tile batches.
     assert len(seen_sizes) == 4 * 10 and {size[0] for size in seen_sizes} == {2}
-    assert psnr(tiled, untiled) > 40
+    assert psnr(tiled, untiled) > 40  # 48 dB with this random tiny UNet and 32-pixel tiles
 
 
 def test_tiled_batch_gives_each_image_what_it_gets_alone(tiny_pipeline):

@@ -13,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .pipelines import SR3Pipeline
+from .schedulers import SAMPLERS, check_sampler, scheduler_for_sampler
 
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"}
@@ -36,7 +37,28 @@ def parse_upscale_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespa
         f"{{scale}}, e.g. 'out/{{stem}}_sr.png'. Default: '{DEFAULT_OUTPUT_PATTERN}', next to each input.",
     )
     parser.add_argument("--model", required=True, help="SR3 pipeline: a local folder or a Hugging Face Hub repo id.")
-    parser.add_argument("--num-inference-steps", type=int, default=None, help="Denoising steps (default: the model's).")
+    parser.add_argument(
+        "--sampler",
+        choices=SAMPLERS,
+        default=None,
+        help="How to sample: 'ancestral' is SR3's Algorithm 2 (the paper's sampler, stochastic, slow: 100 steps); "
+        "'ddim' and 'dpmsolver++' are few-step samplers that add no noise after the start unless --eta > 0. "
+        "The fast setting is '--sampler dpmsolver++ --num-inference-steps 20'. Default: the model's own scheduler.",
+    )
+    parser.add_argument(
+        "--eta",
+        type=float,
+        default=None,
+        help="Noise that --sampler ddim or dpmsolver++ adds at each step, in [0, 1]: 0 (default) adds none, 1 as "
+        "much as DDPM's ancestral sampling.",
+    )
+    parser.add_argument(
+        "--num-inference-steps",
+        type=int,
+        default=None,
+        help="Denoising steps (default: the scheduler's own, e.g. 100 for SR3's ancestral schedule, 20 for "
+        "--sampler ddim or dpmsolver++).",
+    )
     parser.add_argument("--seed", type=int, default=0, help="Random seed; the same seed gives the same output.")
     parser.add_argument("--batch-size", type=int, default=1, help="Images per pipeline call (same-size images batch).")
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cuda if available).")
@@ -47,6 +69,10 @@ def parse_upscale_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespa
         parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.num_inference_steps is not None and args.num_inference_steps < 1:
         parser.error(f"--num-inference-steps must be at least 1, got {args.num_inference_steps}")
+    try:
+        check_sampler(args.sampler, args.eta)
+    except ValueError as error:
+        parser.error(str(error))
     return args
 
 
@@ -78,8 +104,10 @@ def output_path_for(input_path: Path, output: str, scale: int, single_input: boo
     return Path(output)
 
 
-def plan_outputs(paths: List[Path], output: str, scale: int, overwrite: bool) -> Tuple[List[Tuple[Path, Path]], List[str]]:
-    """Pair each input with its output path; refuse outputs that are inputs, are shared, or exist without `overwrite`."""
+def plan_outputs(
+    paths: List[Path], output: str, scale: int, overwrite: bool
+) -> Tuple[List[Tuple[Path, Path]], List[str]]:
+    """Pair each input with its output path; refuse outputs that are inputs, are shared, or exist unless `overwrite`."""
     if "{" not in output and output.lower().endswith(".png") and len(paths) > 1:
         raise SystemExit(
             f"sr3-upscale: error: -o {output} names one file but {len(paths)} inputs were given; "
@@ -93,7 +121,9 @@ def plan_outputs(paths: List[Path], output: str, scale: int, overwrite: bool) ->
             target = target.with_suffix(".png")
         resolved = target.resolve()
         if resolved in inputs:
-            problems.append(f"{path}: output {target} is an input file; inputs are never overwritten, choose another -o")
+            problems.append(
+                f"{path}: output {target} is an input file; inputs are never overwritten, choose another -o"
+            )
         elif resolved in claimed:
             problems.append(f"{path}: output {target} is also the output of another input; add {{stem}} to -o")
         elif target.exists() and not overwrite:
@@ -129,6 +159,8 @@ def upscale_main(argv: Optional[Sequence[str]] = None) -> int:
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     pipe = SR3Pipeline.from_pretrained(args.model, dtype=DTYPES[args.dtype]).to(device)
+    if args.sampler is not None:
+        pipe.scheduler = scheduler_for_sampler(pipe.scheduler.config, args.sampler, args.eta)
     pipe.set_progress_bar_config(leave=False, desc="steps")
     scale = pipe.config.scale
 

@@ -28,11 +28,12 @@ up front (`inspect_dataset`, cached by `datasets`), a streaming one on the fly (
 
 import hashlib
 import io
+import itertools
 import logging
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import datasets
 import PIL.Image
@@ -425,6 +426,20 @@ def inspect_dataset(
     return dataset.select(keep), report
 
 
+def usable_images(
+    dataset: Iterable[Dict[str, Any]], image_column: str, lr_size: int, scale: int, report: DataReport
+) -> Iterator[Tuple[int, Any, PIL.Image.Image]]:
+    """Read `dataset` in order and yield `(index, cell, image)` for each image `inspect_image` finds usable (it decodes,
+    converts to RGB and holds an `lr_size` LR crop at `scale`). Every image read is counted in `report`, the unusable
+    ones with their reason; images after the last one taken are not read."""
+    for index, example in enumerate(dataset):
+        value = example[image_column]
+        check, image = inspect_image(value, lr_size, scale)
+        report.add(check, image_name(value))
+        if not check.problem:
+            yield index, value, image
+
+
 class PairedRandomCrop:
     """The training transform: image cells -> `{"lr": (3, r, r), "hr": (3, scale r, scale r)}` float tensors in [0, 1].
 
@@ -562,19 +577,14 @@ def load_validation_pairs(
     """
     report = DataReport()
     lows, highs, names = [], [], []
-    for example in dataset:
-        if len(lows) == num_images:
-            break
-        value = example[image_column]
-        check, image = inspect_image(value, lr_size, scale)
-        report.add(check, image_name(value))
-        if check.problem:
-            logger.warning(f"Skipping validation image {image_name(value)}: {check.problem} ({check.detail})")
-            continue
+    images = usable_images(dataset, image_column, lr_size, scale, report)
+    for _, value, image in itertools.islice(images, num_images):
         low_res, high_res = center_crop_pair(image_to_tensor(image), lr_size, scale)
         lows.append(low_res)
         highs.append(high_res)
         names.append(image_name(value))
     if not lows:
         raise ValueError(report.no_usable_image_message(lr_size, scale))
+    if report.num_skipped:
+        logger.warning(f"Validation images: {report.summary()}; for example {report.examples}.")
     return torch.stack(lows), torch.stack(highs), names, report

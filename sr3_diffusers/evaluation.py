@@ -50,6 +50,7 @@ import csv
 import dataclasses
 import hashlib
 import io
+import itertools
 import json
 import math
 import os
@@ -71,10 +72,10 @@ from .data import (
     degrade,
     image_name,
     image_to_tensor,
-    inspect_image,
     load_image_dataset,
     modcrop,
     sample_seed,
+    usable_images,
 )
 from .image_processing import upsample_bicubic
 from .metrics.consistency.consistency import Consistency
@@ -85,11 +86,10 @@ from .metrics.psnr.psnr import PSNR
 from .metrics.sharpness.sharpness import Sharpness
 from .metrics.ssim.ssim import SSIM
 from .pipelines import SR3Pipeline
-from .schedulers import SR3DPMSolverScheduler, SR3Scheduler
+from .schedulers import SAMPLERS, check_sampler, sampler_label, scheduler_for_sampler
 
 
 PROG = "sr3-evaluate"
-SAMPLERS = ("ancestral", "ddim", "dpmsolver++")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 BICUBIC = "bicubic"
 SR3 = "sr3"
@@ -203,14 +203,8 @@ def load_pairs(
         raise EvaluationError(f"--center_crop {center_crop} is not a multiple of the scale {scale}.")
     lr_size = center_crop // scale if center_crop is not None else math.ceil(min_hr_side(crop_border) / scale)
     report, pairs, used_ids = DataReport(), [], set()
-    for index, example in enumerate(dataset):
-        if max_images is not None and len(pairs) >= max_images:
-            break
-        value = example[image_column]
-        check, image = inspect_image(value, lr_size, scale)
-        report.add(check, image_name(value))
-        if check.problem:
-            continue
+    images = usable_images(dataset, image_column, lr_size, scale, report)
+    for index, value, image in itertools.islice(images, max_images):
         high_res = image_to_tensor(image)
         if center_crop is not None:
             low_res, high_res = center_crop_pair(high_res, lr_size, scale)
@@ -248,34 +242,14 @@ def load_pipeline(model: str, device: Optional[str] = None, dtype: str = "float3
 
 
 def use_sampler(pipe: SR3Pipeline, sampler: Optional[str], eta: Optional[float] = None) -> None:
-    """Swap the pipeline's scheduler for one of `SAMPLERS` built from its config: `"ancestral"` is SR3's Algorithm 2
-    (`SR3Scheduler`), `"ddim"` and `"dpmsolver++"` are `SR3DPMSolverScheduler` (deterministic unless `eta > 0`).
+    """Swap the pipeline's scheduler for one of `SAMPLERS` built from its config (`schedulers.scheduler_for_sampler`);
     `None` keeps the pipeline's scheduler."""
-    if sampler is None:
-        if eta is not None:
-            raise EvaluationError("--eta needs --sampler ddim or dpmsolver++.")
-        return
-    if sampler not in SAMPLERS:
-        raise EvaluationError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}.")
-    if sampler == "ancestral":
-        if eta is not None:
-            raise EvaluationError("--eta applies to the ddim and dpmsolver++ samplers; ancestral sampling has none.")
-        pipe.scheduler = SR3Scheduler.from_config(pipe.scheduler.config)
-    else:
-        pipe.scheduler = SR3DPMSolverScheduler.from_config(
-            pipe.scheduler.config, algorithm_type=sampler, eta=0.0 if eta is None else eta
-        )
-
-
-def sampler_label(pipe: SR3Pipeline) -> str:
-    """The pipeline's sampler in words, e.g. `"ancestral"` or `"dpmsolver++, eta 0.5"`."""
-    scheduler = pipe.scheduler
-    if isinstance(scheduler, SR3DPMSolverScheduler):
-        label = scheduler.config.algorithm_type
-        return f"{label}, eta {scheduler.config.eta:g}" if scheduler.config.eta else label
-    if isinstance(scheduler, SR3Scheduler):
-        return "ancestral"
-    return type(scheduler).__name__
+    try:
+        check_sampler(sampler, eta)
+    except ValueError as error:
+        raise EvaluationError(str(error)) from None
+    if sampler is not None:
+        pipe.scheduler = scheduler_for_sampler(pipe.scheduler.config, sampler, eta)
 
 
 def resolve_steps(pipe: SR3Pipeline, num_inference_steps: Optional[int]) -> int:
@@ -302,7 +276,7 @@ def model_settings(pipe: SR3Pipeline, num_inference_steps: int, seed: int) -> Di
         "scale": pipe.config.scale,
         "scheduler": type(pipe.scheduler).__name__,
         "scheduler_config": json.loads(json.dumps(scheduler_config, default=str)),
-        "sampler": sampler_label(pipe),
+        "sampler": sampler_label(pipe.scheduler),
         "num_inference_steps": num_inference_steps,
         "seed": seed,
         "dtype": str(pipe.unet.dtype).replace("torch.", ""),
@@ -815,7 +789,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         default=None,
         help="Replace the pipeline's scheduler: "
         "'ancestral' (SR3's Algorithm 2), 'ddim' or 'dpmsolver++' (few-step, deterministic unless "
-        "--eta > 0). Default: the pipeline's own scheduler.",
+        "--eta > 0; see sr3_diffusers/schedulers/samplers.py). Default: the pipeline's own scheduler.",
     )
     model.add_argument("--eta", type=float, default=None, help="Stochasticity of ddim / dpmsolver++, in [0, 1] (0).")
     model.add_argument(
@@ -891,8 +865,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
             f"{min_hr_side(args.crop_border)} pixels (SSIM's 11-pixel window after a {max(args.crop_border, 8)}"
             "-pixel border crop)."
         )
-    if args.eta is not None and not 0.0 <= args.eta <= 1.0:
-        parser.error(f"--eta must lie in [0, 1], got {args.eta}.")
     if args.bicubic_only:
         for name in ("sampler", "eta", "num_inference_steps"):
             if getattr(args, name) is not None:
@@ -900,6 +872,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         if args.num_samples != 1:
             parser.error("--num_samples needs a model; the bicubic baseline is deterministic.")
         args.scale = args.scale or 4
+    try:
+        check_sampler(args.sampler, args.eta)
+    except ValueError as error:
+        parser.error(str(error))
     return args
 
 

@@ -5,8 +5,10 @@ import sys
 import numpy as np
 import PIL.Image
 import pytest
+import torch
 from skimage import data as skimage_data
 
+from sr3_diffusers import SR3DPMSolverScheduler
 from sr3_diffusers.cli import upscale_main
 
 
@@ -58,6 +60,38 @@ def test_same_seed_same_output_whatever_the_batch(model_dir, photos, tmp_path):
     batched = np.asarray(PIL.Image.open(tmp_path / "batch" / "astronaut_x4.png"), dtype=np.int16)
     # Batched with larger images the canvas is padded, which only touches the border pixels.
     assert np.abs(alone[4:-4, 4:-4] - batched[4:-4, 4:-4]).max() <= 1
+
+
+def test_ddim_sampler_gives_the_pipelines_ddim_output_every_time(tiny_pipeline, model_dir, photos, tmp_path):
+    args = [photos / "camera.png", "--model", model_dir, "--num-inference-steps", "2"]
+    assert upscale(*args, "--sampler", "ddim", "-o", tmp_path / "ddim.png") == 0
+    assert upscale(*args, "--sampler", "ddim", "-o", tmp_path / "ddim_again.png") == 0
+    assert upscale(*args, "-o", tmp_path / "own_scheduler.png") == 0
+    ddim = np.asarray(PIL.Image.open(tmp_path / "ddim.png"))
+    assert np.array_equal(ddim, np.asarray(PIL.Image.open(tmp_path / "ddim_again.png")))
+    # The pipeline's output with a DDIM scheduler built from its own config, not that of its own (ancestral) scheduler
+    tiny_pipeline.scheduler = SR3DPMSolverScheduler.from_config(tiny_pipeline.scheduler.config, algorithm_type="ddim")
+    expected = tiny_pipeline(
+        PIL.Image.open(photos / "camera.png"), num_inference_steps=2, generator=[torch.Generator().manual_seed(0)]
+    ).images[0]
+    assert np.array_equal(ddim, np.asarray(expected))
+    assert not np.array_equal(ddim, np.asarray(PIL.Image.open(tmp_path / "own_scheduler.png")))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--eta", "0.5"], "eta=0.5 needs the ddim or dpmsolver++ sampler"),
+        (["--sampler", "ancestral", "--eta", "0.5"], "eta applies to the ddim and dpmsolver++ samplers; ancestral"),
+        (["--sampler", "dpmsolver++", "--eta", "1.5"], "eta must be a number in [0, 1], got 1.5"),
+        (["--sampler", "euler"], "argument --sampler: invalid choice: 'euler'"),
+    ],
+)
+def test_bad_sampler_flags_exit_before_loading_the_model(photos, capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        upscale(photos, "--model", "never-loaded", *args)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
 
 
 def test_a_corrupt_file_is_reported_in_one_line_and_the_rest_are_done(model_dir, photos, capsys):

@@ -1,7 +1,6 @@
-"""What every metric module accepts and refuses, the copies of the shared input check, loading by path, the examples."""
+"""What every metric module accepts and refuses (the check in `image_inputs.py`), loading by path, the examples."""
 
 import doctest
-import inspect
 import json
 import os
 import subprocess
@@ -18,6 +17,7 @@ from sr3_diffusers.metrics.consistency import consistency
 from sr3_diffusers.metrics.fid import fid
 from sr3_diffusers.metrics.inception_score import inception_score
 from sr3_diffusers.metrics.psnr import psnr
+from sr3_diffusers.metrics.sharpness import sharpness
 from sr3_diffusers.metrics.ssim import ssim
 
 
@@ -33,6 +33,7 @@ def paired_modules():
     return [
         pytest.param(psnr.PSNR, IMAGE, IMAGE, id="psnr"),
         pytest.param(ssim.SSIM, IMAGE, IMAGE, id="ssim"),
+        pytest.param(sharpness.Sharpness, IMAGE, IMAGE, id="sharpness"),
         pytest.param(consistency.Consistency, IMAGE, LOW_RES, id="consistency"),
         pytest.param(fid.FID, IMAGE, IMAGE, id="fid"),
     ]
@@ -74,7 +75,7 @@ def test_a_single_image_is_not_a_batch(module_class, prediction, reference):
         module_class().add_batch(predictions=prediction, references=reference)
 
 
-@pytest.mark.parametrize("module_class", [psnr.PSNR, ssim.SSIM])
+@pytest.mark.parametrize("module_class", [psnr.PSNR, ssim.SSIM, sharpness.Sharpness])
 def test_shape_mismatch_raises(module_class):
     message = r"`predictions\[0\]` has shape \(32, 32, 3\) but `references\[0\]` has shape \(32, 31, 3\)"
     with pytest.raises(ValueError, match=message):
@@ -100,16 +101,6 @@ def test_other_layouts_give_the_uint8_result():
         assert psnr.PSNR().compute(predictions=predictions, references=references) == expected
 
 
-@pytest.mark.parametrize("module", [ssim, consistency, fid, inception_score], ids=lambda module: module.__name__)
-def test_input_check_copies_agree(module):
-    assert inspect.getsource(module._check_images) == inspect.getsource(psnr._check_images)
-
-
-@pytest.mark.parametrize("name", ["_check_image_pairs", "_rgb_to_y", "_crop", "_check_min_size"])
-def test_ssim_copies_of_psnr_helpers_agree(name):
-    assert inspect.getsource(getattr(ssim, name)) == inspect.getsource(getattr(psnr, name))
-
-
 LOAD_SCRIPT = """
 import json, sys
 import numpy as np
@@ -129,6 +120,7 @@ results = {
     "psnr_file": evaluate.load(metrics_dir + "/psnr/psnr.py").compute(**pairs),
     "psnr": load("psnr").compute(**pairs),
     "ssim": load("ssim", "reference_compatible").compute(**pairs),
+    "sharpness": load("sharpness").compute(**pairs, measure="spectral"),
     "consistency": load("consistency").compute(predictions=[image], references=[image[::4, ::4]]),
     "fid": type(load("fid", "reference_compatible")).__name__,
 }
@@ -159,12 +151,18 @@ def test_modules_load_offline_by_path(tmp_path):
     assert results["psnr"] == results["psnr_file"] == expected_psnr
     expected_ssim = ssim.SSIM(config_name="reference_compatible").compute(predictions=[IMAGE], references=[IMAGE[::-1]])
     assert results["ssim"] == expected_ssim
+    expected_sharpness = sharpness.Sharpness().compute(
+        predictions=[IMAGE], references=[IMAGE[::-1]], measure="spectral"
+    )
+    assert results["sharpness"] == expected_sharpness
     assert results["consistency"]["scale"] == 4
     assert results["fid"] == "FID"
     assert "no classifier head" in results["inception_score"]
 
 
-@pytest.mark.parametrize("module", [psnr, ssim, consistency, fid, inception_score], ids=lambda module: module.__name__)
+@pytest.mark.parametrize(
+    "module", [psnr, ssim, sharpness, consistency, fid, inception_score], ids=lambda module: module.__name__
+)
 def test_docstring_examples_hold(module, monkeypatch):
     monkeypatch.chdir(REPO_ROOT)  # the examples load the modules by their path from the repository root
     runner = doctest.DocTestRunner()

@@ -1,27 +1,12 @@
-import doctest
-import inspect
-from pathlib import Path
-
 import numpy as np
 import pytest
 import scipy.ndimage
 import torch
 from skimage import data
 
-import sr3_diffusers.metrics
 from sr3_diffusers.image_processing import imresize, upsample_bicubic
-from sr3_diffusers.metrics.psnr import psnr
-from sr3_diffusers.metrics.sharpness import sharpness
 from sr3_diffusers.metrics.sharpness.sharpness import Sharpness
-
-
-REPO_ROOT = Path(sr3_diffusers.metrics.__file__).parents[2]
-
-
-def luma(image):
-    """BT.601 Y on [0, 255] as SPEC section 4 writes it."""
-    rgb = image.astype(np.float64) / 255.0
-    return 16.0 + 65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]
+from tests.metrics.testing_utils import luma
 
 
 def photos():
@@ -123,16 +108,3 @@ def test_bad_images_raise():
         Sharpness().compute(predictions=[image], references=[image[:, :95]])
     with pytest.raises(ValueError, match="at least 3 x 3 pixels"):
         Sharpness().compute(predictions=[image[:2]], references=[image[:2]])
-
-
-@pytest.mark.parametrize("name", ["_check_images", "_check_image_pairs", "_rgb_to_y"])
-def test_copies_of_psnr_helpers_agree(name):
-    assert inspect.getsource(getattr(sharpness, name)) == inspect.getsource(getattr(psnr, name))
-
-
-def test_docstring_examples_hold(monkeypatch):
-    monkeypatch.chdir(REPO_ROOT)  # the examples load the module by its path from the repository root
-    runner = doctest.DocTestRunner()
-    for example in doctest.DocTestFinder().find(sharpness):
-        runner.run(example)
-    assert runner.summarize(verbose=False).failed == 0

@@ -1,33 +1,12 @@
 import numpy as np
 import pytest
-from skimage import data
 from skimage.metrics import structural_similarity
 
 from sr3_diffusers.metrics.ssim.ssim import SSIM
+from tests.metrics.testing_utils import luma, noisy_pairs
 
 
 WANG_SETTINGS = dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255)
-
-
-def noisy_pairs(seed=0):
-    """Real photo crops (scikit-image's astronaut and coffee) and random images, each with a noisy copy."""
-    rng = np.random.default_rng(seed)
-    references = [
-        data.astronaut()[100:164, 150:230],
-        data.coffee()[200:248, 300:360],
-        rng.integers(0, 256, size=(40, 36, 3), dtype=np.uint8),
-    ]
-    predictions = [
-        np.clip(image.astype(np.int64) + rng.integers(-25, 26, size=image.shape), 0, 255).astype(np.uint8)
-        for image in references
-    ]
-    return predictions, references
-
-
-def luma(image):
-    """BT.601 Y on [0, 255], computed from R, G, B in [0, 1] as SPEC section 4 writes it."""
-    rgb = image.astype(np.float64) / 255.0
-    return 16.0 + 65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]
 
 
 def test_rgb_matches_skimage():

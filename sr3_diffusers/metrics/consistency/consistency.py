@@ -15,12 +15,12 @@ Protocol (echoed in every result):
 
 from typing import List, Tuple
 
-import datasets
 import numpy as np
 import torch
 
 import evaluate
 from sr3_diffusers.image_processing import imresize
+from sr3_diffusers.metrics.image_inputs import IMAGE_PAIR_FEATURES, ImagePairInputsMixin, stored_images
 
 
 _DESCRIPTION = """\
@@ -62,65 +62,6 @@ Examples:
 """
 
 
-# Copied from sr3_diffusers.metrics.psnr.psnr._check_images
-def _check_images(images, name: str) -> List[np.ndarray]:
-    """Check a batch of images and return it as a list of uint8 `(H, W, 3)` arrays.
-
-    Every metric module of sr3_diffusers carries a copy of this function (a module must stand alone once `evaluate`
-    copies it out of the package); tests/metrics/test_inputs.py checks that the copies agree.
-
-    Args:
-        images: a sequence of images, or one array of shape `(N, H, W, 3)`. An image is anything `np.asarray` turns
-            into an `(H, W, 3)` RGB array (channels last) of integers in [0, 255]: a uint8 numpy array, a CPU torch
-            tensor, an RGB PIL image.
-        name (`str`): the argument's name, used in error messages.
-    """
-    if images is None:
-        raise ValueError(f"`{name}` is missing: pass a list of (H, W, 3) uint8 images.")
-    if getattr(images, "ndim", 4) != 4:
-        raise ValueError(
-            f"`{name}` must be a batch (a list of (H, W, 3) images or an (N, H, W, 3) array), got an array of shape "
-            f"{tuple(images.shape)}."
-        )
-    checked = []
-    for index, image in enumerate(images):
-        array = np.asarray(image)
-        where = f"`{name}[{index}]`"
-        if array.ndim != 3 or array.shape[-1] != 3:
-            raise ValueError(
-                f"{where} must be an RGB image of shape (H, W, 3), channels last; got shape {array.shape}. "
-                "Grey images need 3 channels; (3, H, W) tensors need `.permute(1, 2, 0)`."
-            )
-        if array.shape[0] == 0 or array.shape[1] == 0:
-            raise ValueError(f"{where} is empty: shape {array.shape}.")
-        if array.dtype != np.uint8:
-            if not np.issubdtype(array.dtype, np.integer):
-                raise ValueError(
-                    f"{where} has dtype {array.dtype}; the metrics take uint8-quantised images with values in "
-                    "[0, 255]. Quantise [0, 1] floats first: `np.clip(np.round(image * 255), 0, 255).astype(np.uint8)`."
-                )
-            low, high = array.min(), array.max()
-            if low < 0 or high > 255:
-                raise ValueError(f"{where} has values in [{low}, {high}], outside the uint8 range [0, 255].")
-            array = array.astype(np.uint8)
-        checked.append(array)
-    return checked
-
-
-def _check_scaled_pairs(predictions, references) -> Tuple[List[np.ndarray], List[np.ndarray]]:
-    """Check both batches and that each prediction is an integer multiple (the same on both sides) of its input."""
-    predictions = _check_images(predictions, "predictions")
-    references = _check_images(references, "references")
-    if len(predictions) != len(references):
-        raise ValueError(
-            f"Got {len(predictions)} predictions and {len(references)} references; they are paired by position, so "
-            "their numbers must match."
-        )
-    for index, (prediction, reference) in enumerate(zip(predictions, references)):
-        _scale_of(prediction, reference, index)
-    return predictions, references
-
-
 def _scale_of(prediction: np.ndarray, reference: np.ndarray, index: int) -> int:
     """The integer scale s with prediction size = s x reference size on both sides; `ValueError` if there is none."""
     (height, width), (low_height, low_width) = prediction.shape[:2], reference.shape[:2]
@@ -141,31 +82,28 @@ def _image_consistency(prediction: np.ndarray, reference: np.ndarray, scale: int
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class Consistency(evaluate.Metric):
+class Consistency(ImagePairInputsMixin, evaluate.Metric):
+    same_shape = False  # each prediction is s times its LR input
+
     def _info(self):
         return evaluate.MetricInfo(
             description=_DESCRIPTION,
             citation=_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": datasets.Image(), "references": datasets.Image()}),
+            features=IMAGE_PAIR_FEATURES,
             reference_urls=["https://arxiv.org/abs/2104.07636"],
         )
 
-    def add_batch(self, *, predictions=None, references=None, **kwargs):
-        """Check that the images are uint8 RGB pairs, each prediction s times its LR input, then add them."""
-        predictions, references = _check_scaled_pairs(predictions, references)
-        super().add_batch(predictions=predictions, references=references, **kwargs)
-
-    def add(self, *, prediction=None, reference=None, **kwargs):
-        """Check that the images are a uint8 RGB pair, the prediction s times its LR input, then add it."""
-        predictions, references = _check_scaled_pairs([prediction], [reference])
-        super().add(prediction=predictions[0], reference=references[0], **kwargs)
+    def _check_inputs(self, predictions, references) -> Tuple[List[np.ndarray], List[np.ndarray]]:
+        """Check the pairs, and that each prediction is an integer multiple s of its LR input on both sides."""
+        predictions, references = super()._check_inputs(predictions, references)
+        for index, (prediction, reference) in enumerate(zip(predictions, references)):
+            _scale_of(prediction, reference, index)
+        return predictions, references
 
     def _compute(self, predictions, references):
-        predictions = [np.asarray(image) for image in predictions]
-        references = [np.asarray(image) for image in references]
-        if not predictions:
-            raise ValueError("No images were added; consistency needs at least one pair.")
+        predictions = stored_images(predictions, "consistency")
+        references = stored_images(references, "consistency")
         scales = {_scale_of(p, r, index) for index, (p, r) in enumerate(zip(predictions, references))}
         if len(scales) > 1:
             raise ValueError(f"All pairs must share one scale factor, got scales {sorted(scales)}.")

@@ -25,13 +25,12 @@ features, so it isolates the formula, and its values are not comparable with the
 """
 
 import warnings
-from typing import List
 
-import datasets
 import numpy as np
 import scipy.linalg
 
 import evaluate
+from sr3_diffusers.metrics.image_inputs import IMAGE_PAIR_FEATURES, ImagePairInputsMixin, stored_images
 from sr3_diffusers.metrics.inception import load_inception, network_outputs
 
 
@@ -81,51 +80,6 @@ Examples:
 """
 
 _CONFIG_NAMES = ("default", "reference_compatible")
-
-
-# Copied from sr3_diffusers.metrics.psnr.psnr._check_images
-def _check_images(images, name: str) -> List[np.ndarray]:
-    """Check a batch of images and return it as a list of uint8 `(H, W, 3)` arrays.
-
-    Every metric module of sr3_diffusers carries a copy of this function (a module must stand alone once `evaluate`
-    copies it out of the package); tests/metrics/test_inputs.py checks that the copies agree.
-
-    Args:
-        images: a sequence of images, or one array of shape `(N, H, W, 3)`. An image is anything `np.asarray` turns
-            into an `(H, W, 3)` RGB array (channels last) of integers in [0, 255]: a uint8 numpy array, a CPU torch
-            tensor, an RGB PIL image.
-        name (`str`): the argument's name, used in error messages.
-    """
-    if images is None:
-        raise ValueError(f"`{name}` is missing: pass a list of (H, W, 3) uint8 images.")
-    if getattr(images, "ndim", 4) != 4:
-        raise ValueError(
-            f"`{name}` must be a batch (a list of (H, W, 3) images or an (N, H, W, 3) array), got an array of shape "
-            f"{tuple(images.shape)}."
-        )
-    checked = []
-    for index, image in enumerate(images):
-        array = np.asarray(image)
-        where = f"`{name}[{index}]`"
-        if array.ndim != 3 or array.shape[-1] != 3:
-            raise ValueError(
-                f"{where} must be an RGB image of shape (H, W, 3), channels last; got shape {array.shape}. "
-                "Grey images need 3 channels; (3, H, W) tensors need `.permute(1, 2, 0)`."
-            )
-        if array.shape[0] == 0 or array.shape[1] == 0:
-            raise ValueError(f"{where} is empty: shape {array.shape}.")
-        if array.dtype != np.uint8:
-            if not np.issubdtype(array.dtype, np.integer):
-                raise ValueError(
-                    f"{where} has dtype {array.dtype}; the metrics take uint8-quantised images with values in "
-                    "[0, 255]. Quantise [0, 1] floats first: `np.clip(np.round(image * 255), 0, 255).astype(np.uint8)`."
-                )
-            low, high = array.min(), array.max()
-            if low < 0 or high > 255:
-                raise ValueError(f"{where} has values in [{low}, {high}], outside the uint8 range [0, 255].")
-            array = array.astype(np.uint8)
-        checked.append(array)
-    return checked
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
@@ -197,7 +151,9 @@ def _statistics(features: np.ndarray):
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class FID(evaluate.Metric):
+class FID(ImagePairInputsMixin, evaluate.Metric):
+    same_shape = False  # two independent sets of images, of any sizes
+
     def _info(self):
         if self.config_name not in _CONFIG_NAMES:
             raise ValueError(f"Unknown FID config {self.config_name!r}; choose one of {_CONFIG_NAMES}.")
@@ -205,7 +161,7 @@ class FID(evaluate.Metric):
             description=_DESCRIPTION,
             citation=_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": datasets.Image(), "references": datasets.Image()}),
+            features=IMAGE_PAIR_FEATURES,
             reference_urls=[
                 "https://arxiv.org/abs/1706.08500",
                 "https://github.com/mseitzer/pytorch-fid",
@@ -214,26 +170,8 @@ class FID(evaluate.Metric):
             ],
         )
 
-    def add_batch(self, *, predictions=None, references=None, **kwargs):
-        """Check that the images are uint8 RGB images, as many predictions as references, then add them."""
-        predictions = _check_images(predictions, "predictions")
-        references = _check_images(references, "references")
-        if len(predictions) != len(references):
-            raise ValueError(
-                f"Got {len(predictions)} predictions and {len(references)} references in one batch; `evaluate` stores "
-                "them side by side, so each batch needs as many of each."
-            )
-        super().add_batch(predictions=predictions, references=references, **kwargs)
-
-    def add(self, *, prediction=None, reference=None, **kwargs):
-        """Check that the images are uint8 RGB images, then add them."""
-        prediction = _check_images([prediction], "predictions")[0]
-        reference = _check_images([reference], "references")[0]
-        super().add(prediction=prediction, reference=reference, **kwargs)
-
     def _compute(self, predictions, references, weights_path=None, feature_extractor=None, batch_size=16, device="cpu"):
-        predictions = [np.asarray(image) for image in predictions]
-        references = [np.asarray(image) for image in references]
+        predictions, references = stored_images(predictions, "FID"), stored_images(references, "FID")
         if len(predictions) < 2:
             raise ValueError(f"FID needs at least 2 images per set to estimate a covariance, got {len(predictions)}.")
         if feature_extractor is not None and weights_path is not None:

@@ -22,13 +22,11 @@ deviation (ddof 1), and used torchvision's ImageNet Inception-v3 (1000 classes);
 TF-Inception IS.
 """
 
-from typing import List
-
-import datasets
 import numpy as np
 import scipy.special
 
 import evaluate
+from sr3_diffusers.metrics.image_inputs import IMAGE_FEATURES, check_images, stored_images
 from sr3_diffusers.metrics.inception import network_outputs
 
 
@@ -82,51 +80,6 @@ _MISSING_CLASSIFIER = (
 )
 
 
-# Copied from sr3_diffusers.metrics.psnr.psnr._check_images
-def _check_images(images, name: str) -> List[np.ndarray]:
-    """Check a batch of images and return it as a list of uint8 `(H, W, 3)` arrays.
-
-    Every metric module of sr3_diffusers carries a copy of this function (a module must stand alone once `evaluate`
-    copies it out of the package); tests/metrics/test_inputs.py checks that the copies agree.
-
-    Args:
-        images: a sequence of images, or one array of shape `(N, H, W, 3)`. An image is anything `np.asarray` turns
-            into an `(H, W, 3)` RGB array (channels last) of integers in [0, 255]: a uint8 numpy array, a CPU torch
-            tensor, an RGB PIL image.
-        name (`str`): the argument's name, used in error messages.
-    """
-    if images is None:
-        raise ValueError(f"`{name}` is missing: pass a list of (H, W, 3) uint8 images.")
-    if getattr(images, "ndim", 4) != 4:
-        raise ValueError(
-            f"`{name}` must be a batch (a list of (H, W, 3) images or an (N, H, W, 3) array), got an array of shape "
-            f"{tuple(images.shape)}."
-        )
-    checked = []
-    for index, image in enumerate(images):
-        array = np.asarray(image)
-        where = f"`{name}[{index}]`"
-        if array.ndim != 3 or array.shape[-1] != 3:
-            raise ValueError(
-                f"{where} must be an RGB image of shape (H, W, 3), channels last; got shape {array.shape}. "
-                "Grey images need 3 channels; (3, H, W) tensors need `.permute(1, 2, 0)`."
-            )
-        if array.shape[0] == 0 or array.shape[1] == 0:
-            raise ValueError(f"{where} is empty: shape {array.shape}.")
-        if array.dtype != np.uint8:
-            if not np.issubdtype(array.dtype, np.integer):
-                raise ValueError(
-                    f"{where} has dtype {array.dtype}; the metrics take uint8-quantised images with values in "
-                    "[0, 255]. Quantise [0, 1] floats first: `np.clip(np.round(image * 255), 0, 255).astype(np.uint8)`."
-                )
-            low, high = array.min(), array.max()
-            if low < 0 or high > 255:
-                raise ValueError(f"{where} has values in [{low}, {high}], outside the uint8 range [0, 255].")
-            array = array.astype(np.uint8)
-        checked.append(array)
-    return checked
-
-
 def inception_score(logits: np.ndarray, splits: int = 10):
     """Inception Score of `(N, K)` classifier logits: mean and population std over `splits` consecutive parts.
 
@@ -162,7 +115,7 @@ class InceptionScore(evaluate.Metric):
             description=_DESCRIPTION,
             citation=_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": datasets.Image()}),
+            features=IMAGE_FEATURES,
             reference_urls=[
                 "https://arxiv.org/abs/1606.03498",
                 "https://github.com/openai/improved-gan/blob/master/inception_score/model.py",
@@ -172,18 +125,16 @@ class InceptionScore(evaluate.Metric):
 
     def add_batch(self, *, predictions=None, **kwargs):
         """Check that the images are uint8 RGB images, then add them to the module's stack."""
-        super().add_batch(predictions=_check_images(predictions, "predictions"), **kwargs)
+        super().add_batch(predictions=check_images(predictions, "predictions"), **kwargs)
 
     def add(self, *, prediction=None, **kwargs):
         """Check that the image is a uint8 RGB image, then add it to the module's stack."""
-        super().add(prediction=_check_images([prediction], "predictions")[0], **kwargs)
+        super().add(prediction=check_images([prediction], "predictions")[0], **kwargs)
 
     def _compute(self, predictions, classifier=None, splits=10, batch_size=16, device="cpu"):
         if classifier is None:
             raise ValueError(_MISSING_CLASSIFIER)
-        predictions = [np.asarray(image) for image in predictions]
-        if not predictions:
-            raise ValueError("No images were added; the Inception Score needs at least one image.")
+        predictions = stored_images(predictions, "the Inception Score")
         logits = network_outputs(predictions, classifier, batch_size, device)
         mean, std = inception_score(logits, splits)
         return {

@@ -24,12 +24,12 @@ consistency, never alone. A reference without any gradient or high-frequency ene
 own, so the result does not depend on how images are split into `add_batch` calls.
 """
 
-from typing import List, Optional, Tuple
+from typing import Optional
 
-import datasets
 import numpy as np
 
 import evaluate
+from sr3_diffusers.metrics.image_inputs import IMAGE_PAIR_FEATURES, ImagePairInputsMixin, rgb_to_y, stored_images
 
 
 _DESCRIPTION = """\
@@ -84,80 +84,6 @@ MEASURES = ("gradient", "spectral")
 DEFAULT_CUTOFF = 0.125  # cycles per pixel: the Nyquist frequency of an x4 low-resolution input, 0.5 / 4
 
 
-# Copied from sr3_diffusers.metrics.psnr.psnr._check_images
-def _check_images(images, name: str) -> List[np.ndarray]:
-    """Check a batch of images and return it as a list of uint8 `(H, W, 3)` arrays.
-
-    Every metric module of sr3_diffusers carries a copy of this function (a module must stand alone once `evaluate`
-    copies it out of the package); tests/metrics/test_inputs.py checks that the copies agree.
-
-    Args:
-        images: a sequence of images, or one array of shape `(N, H, W, 3)`. An image is anything `np.asarray` turns
-            into an `(H, W, 3)` RGB array (channels last) of integers in [0, 255]: a uint8 numpy array, a CPU torch
-            tensor, an RGB PIL image.
-        name (`str`): the argument's name, used in error messages.
-    """
-    if images is None:
-        raise ValueError(f"`{name}` is missing: pass a list of (H, W, 3) uint8 images.")
-    if getattr(images, "ndim", 4) != 4:
-        raise ValueError(
-            f"`{name}` must be a batch (a list of (H, W, 3) images or an (N, H, W, 3) array), got an array of shape "
-            f"{tuple(images.shape)}."
-        )
-    checked = []
-    for index, image in enumerate(images):
-        array = np.asarray(image)
-        where = f"`{name}[{index}]`"
-        if array.ndim != 3 or array.shape[-1] != 3:
-            raise ValueError(
-                f"{where} must be an RGB image of shape (H, W, 3), channels last; got shape {array.shape}. "
-                "Grey images need 3 channels; (3, H, W) tensors need `.permute(1, 2, 0)`."
-            )
-        if array.shape[0] == 0 or array.shape[1] == 0:
-            raise ValueError(f"{where} is empty: shape {array.shape}.")
-        if array.dtype != np.uint8:
-            if not np.issubdtype(array.dtype, np.integer):
-                raise ValueError(
-                    f"{where} has dtype {array.dtype}; the metrics take uint8-quantised images with values in "
-                    "[0, 255]. Quantise [0, 1] floats first: `np.clip(np.round(image * 255), 0, 255).astype(np.uint8)`."
-                )
-            low, high = array.min(), array.max()
-            if low < 0 or high > 255:
-                raise ValueError(f"{where} has values in [{low}, {high}], outside the uint8 range [0, 255].")
-            array = array.astype(np.uint8)
-        checked.append(array)
-    return checked
-
-
-# Copied from sr3_diffusers.metrics.psnr.psnr._check_image_pairs
-def _check_image_pairs(predictions, references) -> Tuple[List[np.ndarray], List[np.ndarray]]:
-    """Check both batches and that each prediction has the shape of its reference."""
-    predictions = _check_images(predictions, "predictions")
-    references = _check_images(references, "references")
-    if len(predictions) != len(references):
-        raise ValueError(
-            f"Got {len(predictions)} predictions and {len(references)} references; they are paired by position, so "
-            "their numbers must match."
-        )
-    for index, (prediction, reference) in enumerate(zip(predictions, references)):
-        if prediction.shape != reference.shape:
-            raise ValueError(
-                f"`predictions[{index}]` has shape {prediction.shape} but `references[{index}]` has shape "
-                f"{reference.shape}; each prediction must have the shape of its reference."
-            )
-    return predictions, references
-
-
-# Copied from sr3_diffusers.metrics.psnr.psnr._rgb_to_y
-def _rgb_to_y(image: np.ndarray) -> np.ndarray:
-    """BT.601 luma of a uint8 RGB image as a float64 `(H, W, 1)` array on the [0, 255] scale (in [16, 235]).
-
-    Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255, MATLAB's `rgb2ycbcr` without its final rounding.
-    """
-    luma = 16.0 + image.astype(np.float64) @ np.array([65.481, 128.553, 24.966]) / 255.0
-    return luma[..., None]
-
-
 def mean_gradient_magnitude(luma: np.ndarray) -> float:
     """Mean Sobel gradient magnitude of a 2-D float image over its valid pixels (the one-pixel border left out).
 
@@ -195,38 +121,25 @@ def _ratio(numerator: float, denominator: float) -> float:
 
 def _image_sharpness(prediction: np.ndarray, reference: np.ndarray, measure: str, cutoff: float) -> float:
     """Sharpness of one uint8 pair: the prediction's gradient or high-frequency energy over the reference's."""
-    prediction_y, reference_y = _rgb_to_y(prediction)[..., 0], _rgb_to_y(reference)[..., 0]
+    prediction_y, reference_y = rgb_to_y(prediction)[..., 0], rgb_to_y(reference)[..., 0]
     if measure == "gradient":
         return _ratio(mean_gradient_magnitude(prediction_y), mean_gradient_magnitude(reference_y))
     return _ratio(high_frequency_energy(prediction_y, cutoff), high_frequency_energy(reference_y, cutoff))
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class Sharpness(evaluate.Metric):
+class Sharpness(ImagePairInputsMixin, evaluate.Metric):
     def _info(self):
         return evaluate.MetricInfo(
             description=_DESCRIPTION,
             citation=_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": datasets.Image(), "references": datasets.Image()}),
+            features=IMAGE_PAIR_FEATURES,
             reference_urls=["https://arxiv.org/abs/2104.07636"],
         )
 
-    def add_batch(self, *, predictions=None, references=None, **kwargs):
-        """Check that the images are uint8 RGB pairs of equal shapes, then add them to the module's stack."""
-        predictions, references = _check_image_pairs(predictions, references)
-        super().add_batch(predictions=predictions, references=references, **kwargs)
-
-    def add(self, *, prediction=None, reference=None, **kwargs):
-        """Check that the images are a uint8 RGB pair of equal shapes, then add it to the module's stack."""
-        predictions, references = _check_image_pairs([prediction], [reference])
-        super().add(prediction=predictions[0], reference=references[0], **kwargs)
-
     def _compute(self, predictions, references, measure: str = "gradient", cutoff: Optional[float] = None):
-        predictions = [np.asarray(image) for image in predictions]
-        references = [np.asarray(image) for image in references]
-        if not predictions:
-            raise ValueError("No images were added; sharpness needs at least one pair.")
+        predictions, references = stored_images(predictions, "sharpness"), stored_images(references, "sharpness")
         if measure not in MEASURES:
             raise ValueError(f"`measure` must be one of {list(MEASURES)}, got {measure!r}.")
         if measure == "gradient":

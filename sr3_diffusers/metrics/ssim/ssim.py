@@ -25,12 +25,21 @@ averaged over images. This is not SSIM: no vertical structure enters it. We comp
 used float32, and on uint8 images where the reference measured its unquantised float outputs.
 """
 
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
-import datasets
 import numpy as np
 
 import evaluate
+from sr3_diffusers.metrics.image_inputs import (
+    IMAGE_PAIR_FEATURES,
+    REFERENCE_CROP_BORDER,
+    ImagePairInputsMixin,
+    check_channel_and_crop,
+    check_min_size,
+    crop,
+    rgb_to_y,
+    stored_images,
+)
 
 
 _DESCRIPTION = """\
@@ -91,101 +100,9 @@ _GAUSSIAN_SIGMA = 1.5
 _K1 = 0.01
 _K2 = 0.03
 
-# The reference implementation's fixed protocol (novwaul/SR3, `metrics.py`, with scikit-image's default window).
-_REFERENCE_CROP_BORDER = 8
+# The reference implementation's window (novwaul/SR3, `metrics.py`: scikit-image's default); its crop is
+# `REFERENCE_CROP_BORDER`.
 _REFERENCE_WINDOW_SIZE = 7
-
-
-# Copied from sr3_diffusers.metrics.psnr.psnr._check_images
-def _check_images(images, name: str) -> List[np.ndarray]:
-    """Check a batch of images and return it as a list of uint8 `(H, W, 3)` arrays.
-
-    Every metric module of sr3_diffusers carries a copy of this function (a module must stand alone once `evaluate`
-    copies it out of the package); tests/metrics/test_inputs.py checks that the copies agree.
-
-    Args:
-        images: a sequence of images, or one array of shape `(N, H, W, 3)`. An image is anything `np.asarray` turns
-            into an `(H, W, 3)` RGB array (channels last) of integers in [0, 255]: a uint8 numpy array, a CPU torch
-            tensor, an RGB PIL image.
-        name (`str`): the argument's name, used in error messages.
-    """
-    if images is None:
-        raise ValueError(f"`{name}` is missing: pass a list of (H, W, 3) uint8 images.")
-    if getattr(images, "ndim", 4) != 4:
-        raise ValueError(
-            f"`{name}` must be a batch (a list of (H, W, 3) images or an (N, H, W, 3) array), got an array of shape "
-            f"{tuple(images.shape)}."
-        )
-    checked = []
-    for index, image in enumerate(images):
-        array = np.asarray(image)
-        where = f"`{name}[{index}]`"
-        if array.ndim != 3 or array.shape[-1] != 3:
-            raise ValueError(
-                f"{where} must be an RGB image of shape (H, W, 3), channels last; got shape {array.shape}. "
-                "Grey images need 3 channels; (3, H, W) tensors need `.permute(1, 2, 0)`."
-            )
-        if array.shape[0] == 0 or array.shape[1] == 0:
-            raise ValueError(f"{where} is empty: shape {array.shape}.")
-        if array.dtype != np.uint8:
-            if not np.issubdtype(array.dtype, np.integer):
-                raise ValueError(
-                    f"{where} has dtype {array.dtype}; the metrics take uint8-quantised images with values in "
-                    "[0, 255]. Quantise [0, 1] floats first: `np.clip(np.round(image * 255), 0, 255).astype(np.uint8)`."
-                )
-            low, high = array.min(), array.max()
-            if low < 0 or high > 255:
-                raise ValueError(f"{where} has values in [{low}, {high}], outside the uint8 range [0, 255].")
-            array = array.astype(np.uint8)
-        checked.append(array)
-    return checked
-
-
-# Copied from sr3_diffusers.metrics.psnr.psnr._check_image_pairs
-def _check_image_pairs(predictions, references) -> Tuple[List[np.ndarray], List[np.ndarray]]:
-    """Check both batches and that each prediction has the shape of its reference."""
-    predictions = _check_images(predictions, "predictions")
-    references = _check_images(references, "references")
-    if len(predictions) != len(references):
-        raise ValueError(
-            f"Got {len(predictions)} predictions and {len(references)} references; they are paired by position, so "
-            "their numbers must match."
-        )
-    for index, (prediction, reference) in enumerate(zip(predictions, references)):
-        if prediction.shape != reference.shape:
-            raise ValueError(
-                f"`predictions[{index}]` has shape {prediction.shape} but `references[{index}]` has shape "
-                f"{reference.shape}; each prediction must have the shape of its reference."
-            )
-    return predictions, references
-
-
-# Copied from sr3_diffusers.metrics.psnr.psnr._rgb_to_y
-def _rgb_to_y(image: np.ndarray) -> np.ndarray:
-    """BT.601 luma of a uint8 RGB image as a float64 `(H, W, 1)` array on the [0, 255] scale (in [16, 235]).
-
-    Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255, MATLAB's `rgb2ycbcr` without its final rounding.
-    """
-    luma = 16.0 + image.astype(np.float64) @ np.array([65.481, 128.553, 24.966]) / 255.0
-    return luma[..., None]
-
-
-# Copied from sr3_diffusers.metrics.psnr.psnr._crop
-def _crop(image: np.ndarray, crop_border: int) -> np.ndarray:
-    """Remove `crop_border` pixels from each side of an `(H, W, C)` image."""
-    height, width = image.shape[:2]
-    return image[crop_border : height - crop_border, crop_border : width - crop_border]
-
-
-# Copied from sr3_diffusers.metrics.psnr.psnr._check_min_size
-def _check_min_size(images: List[np.ndarray], min_size: int, crop_border: int) -> None:
-    """Refuse images smaller than `min_size` on a side: the border crop must leave pixels to compare."""
-    for index, image in enumerate(images):
-        if min(image.shape[:2]) < min_size:
-            raise ValueError(
-                f"`predictions[{index}]` has shape {image.shape}: too small for crop_border={crop_border}, which "
-                f"needs a height and width of at least {min_size}."
-            )
 
 
 def _gaussian_window(size: int, sigma: float) -> np.ndarray:
@@ -230,24 +147,24 @@ def _mean_ssim(
 def _image_ssim(prediction: np.ndarray, reference: np.ndarray, channel: str, crop_border: int) -> float:
     """2-D Gaussian SSIM of one uint8 pair, data range 255, averaged over its channels."""
     if channel == "y":
-        prediction, reference = _rgb_to_y(prediction), _rgb_to_y(reference)
-    prediction = _crop(prediction, crop_border).astype(np.float64)
-    reference = _crop(reference, crop_border).astype(np.float64)
+        prediction, reference = rgb_to_y(prediction), rgb_to_y(reference)
+    prediction = crop(prediction, crop_border).astype(np.float64)
+    reference = crop(reference, crop_border).astype(np.float64)
     window = _gaussian_window(_GAUSSIAN_SIZE, _GAUSSIAN_SIGMA)
     return _mean_ssim(prediction, reference, window, axes=(0, 1), data_range=255.0, covariance_scale=1.0)
 
 
 def _reference_image_ssim(prediction: np.ndarray, reference: np.ndarray) -> float:
     """The reference's SSIM of one uint8 pair: row-wise 1-D SSIM of Y on [0, 1], uniform 7-tap window, 8-pixel crop."""
-    prediction_y = _crop(_rgb_to_y(prediction) / 255.0, _REFERENCE_CROP_BORDER)
-    reference_y = _crop(_rgb_to_y(reference) / 255.0, _REFERENCE_CROP_BORDER)
+    prediction_y = crop(rgb_to_y(prediction) / 255.0, REFERENCE_CROP_BORDER)
+    reference_y = crop(rgb_to_y(reference) / 255.0, REFERENCE_CROP_BORDER)
     window = np.full(_REFERENCE_WINDOW_SIZE, 1.0 / _REFERENCE_WINDOW_SIZE)
     covariance_scale = _REFERENCE_WINDOW_SIZE / (_REFERENCE_WINDOW_SIZE - 1)
     return _mean_ssim(prediction_y, reference_y, window, axes=(1,), data_range=1.0, covariance_scale=covariance_scale)
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class SSIM(evaluate.Metric):
+class SSIM(ImagePairInputsMixin, evaluate.Metric):
     def _info(self):
         if self.config_name not in _CONFIG_NAMES:
             raise ValueError(f"Unknown SSIM config {self.config_name!r}; choose one of {_CONFIG_NAMES}.")
@@ -255,7 +172,7 @@ class SSIM(evaluate.Metric):
             description=_DESCRIPTION,
             citation=_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": datasets.Image(), "references": datasets.Image()}),
+            features=IMAGE_PAIR_FEATURES,
             reference_urls=[
                 "https://doi.org/10.1109/TIP.2003.819861",
                 "https://scikit-image.org/docs/stable/api/skimage.metrics.html#skimage.metrics.structural_similarity",
@@ -264,37 +181,13 @@ class SSIM(evaluate.Metric):
             ],
         )
 
-    def add_batch(self, *, predictions=None, references=None, **kwargs):
-        """Check that the images are uint8 RGB pairs of equal shapes, then add them to the module's stack."""
-        predictions, references = _check_image_pairs(predictions, references)
-        super().add_batch(predictions=predictions, references=references, **kwargs)
-
-    def add(self, *, prediction=None, reference=None, **kwargs):
-        """Check that the images are a uint8 RGB pair of equal shapes, then add it to the module's stack."""
-        predictions, references = _check_image_pairs([prediction], [reference])
-        super().add(prediction=predictions[0], reference=references[0], **kwargs)
-
     def _compute(self, predictions, references, channel: Optional[str] = None, crop_border: Optional[int] = None):
-        predictions = [np.asarray(image) for image in predictions]
-        references = [np.asarray(image) for image in references]
-        if not predictions:
-            raise ValueError("No images were added; SSIM needs at least one pair.")
+        predictions, references = stored_images(predictions, "SSIM"), stored_images(references, "SSIM")
+        channel, crop_border = check_channel_and_crop("SSIM", self.config_name, channel, crop_border)
         if self.config_name == "reference_compatible":
-            if channel is not None or crop_border is not None:
-                raise ValueError(
-                    "The `reference_compatible` SSIM has a fixed protocol (channel='y', crop_border=8); "
-                    "load the default config to choose `channel` or `crop_border`."
-                )
-            _check_min_size(predictions, 2 * _REFERENCE_CROP_BORDER + _REFERENCE_WINDOW_SIZE, _REFERENCE_CROP_BORDER)
+            check_min_size(predictions, 2 * crop_border + _REFERENCE_WINDOW_SIZE, crop_border)
             scores = [_reference_image_ssim(p, r) for p, r in zip(predictions, references)]
-            return {"reference_ssim": float(np.mean(scores)), "channel": "y", "crop_border": _REFERENCE_CROP_BORDER}
-
-        channel = "rgb" if channel is None else channel
-        crop_border = 0 if crop_border is None else crop_border
-        if channel not in ("rgb", "y"):
-            raise ValueError(f"`channel` must be 'rgb' or 'y', got {channel!r}.")
-        if isinstance(crop_border, bool) or not isinstance(crop_border, (int, np.integer)) or crop_border < 0:
-            raise ValueError(f"`crop_border` must be a non-negative integer, got {crop_border!r}.")
-        _check_min_size(predictions, 2 * crop_border + _GAUSSIAN_SIZE, crop_border)
-        scores = [_image_ssim(p, r, channel, int(crop_border)) for p, r in zip(predictions, references)]
-        return {"ssim": float(np.mean(scores)), "channel": channel, "crop_border": int(crop_border)}
+            return {"reference_ssim": float(np.mean(scores)), "channel": channel, "crop_border": crop_border}
+        check_min_size(predictions, 2 * crop_border + _GAUSSIAN_SIZE, crop_border)
+        scores = [_image_ssim(p, r, channel, crop_border) for p, r in zip(predictions, references)]
+        return {"ssim": float(np.mean(scores)), "channel": channel, "crop_border": crop_border}

@@ -64,6 +64,16 @@ def parse_upscale_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespa
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cuda if available).")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="UNet precision.")
     parser.add_argument("--overwrite", action="store_true", help="Replace output files that already exist.")
+    parser.add_argument(
+        "--tile-size",
+        type=int,
+        default=None,
+        help="Run the UNet on overlapping tiles of this many output pixels (a multiple of the UNet's downsampling, "
+        "e.g. 256) so that large images fit in memory; tiles share one canvas, so there are no seams. "
+        "Default: whole images.",
+    )
+    parser.add_argument("--tile-overlap", type=int, default=None, help="Tile overlap in output pixels (default: a quarter tile).")
+    parser.add_argument("--tile-batch-size", type=int, default=1, help="Tiles per UNet call (faster, more memory).")
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
@@ -190,8 +200,14 @@ def upscale_batch(pipe: SR3Pipeline, batch: List[Tuple[Path, Path, PIL.Image.Ima
     """Upscale one batch and write its PNGs; return the number of failed images."""
     generators = [torch.Generator().manual_seed(args.seed) for _ in batch]
     try:
-        images = pipe([image for _, _, image in batch], num_inference_steps=args.num_inference_steps,
-                      generator=generators).images
+        images = pipe(
+            [image for _, _, image in batch],
+            num_inference_steps=args.num_inference_steps,
+            generator=generators,
+            tile_size=args.tile_size,
+            tile_overlap=args.tile_overlap,
+            tile_batch_size=args.tile_batch_size,
+        ).images
     except (ValueError, TypeError) as error:
         names = ", ".join(str(path) for path, _, _ in batch)
         tqdm.write(f"sr3-upscale: {names}: {error}", file=sys.stderr)

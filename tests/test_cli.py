@@ -135,3 +135,15 @@ def test_python_dash_m_runs_the_same_command(model_dir, photos, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert PIL.Image.open(tmp_path / "m.png").size == (56, 32)
+
+
+def test_tiled_upscaling_writes_the_same_size(model_dir, photos, tmp_path):
+    args = ("--model", model_dir, "--tile-size", "32", "--tile-overlap", "8", "--tile-batch-size", "2")
+    assert upscale(photos / "astronaut.png", "-o", tmp_path / "tiled.png", *args) == 0
+    assert PIL.Image.open(tmp_path / "tiled.png").size == (64, 48)
+
+
+def test_a_bad_tile_size_is_reported_for_the_image(model_dir, photos, tmp_path, capsys):
+    assert upscale(photos / "astronaut.png", "-o", tmp_path / "t.png", "--model", model_dir, "--tile-size", "31") == 1
+    assert "tile_size" in capsys.readouterr().err
+    assert not (tmp_path / "t.png").exists()

@@ -11,7 +11,8 @@ Conventions used across the package:
 """
 
 import math
-from typing import List, Union
+from functools import lru_cache
+from typing import List, Tuple, Union
 
 import numpy as np
 import PIL.Image
@@ -97,6 +98,29 @@ def imresize(images: torch.Tensor, scale: float, antialias: bool = True) -> torc
     resized = torch.matmul(rows, images.float())
     resized = torch.matmul(resized, cols.T)
     return resized.to(images.dtype)
+
+
+@lru_cache(maxsize=16)
+def _matlab_downscale_matrices(size: int, scale: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """MATLAB's antialiased bicubic downscaling by 1/`scale` along one axis of `size` pixels, and its pseudo-inverse."""
+    matrix = _matlab_resize_matrix(size, math.ceil(size / scale), 1.0 / scale, antialias=True)
+    return matrix, torch.linalg.pinv(matrix)
+
+
+def project_to_downscaled(images: torch.Tensor, low_res: torch.Tensor, scale: int) -> torch.Tensor:
+    """The images closest to `images` (least squares) whose `imresize(., 1 / scale)` is exactly `low_res`.
+
+    With A = MATLAB's antialiased bicubic downscaling (separable: rows R, columns C) this is x + A^+ (y - A x), the
+    range-space correction of DDNM (Wang et al., 2023), A^+ applied as R^+ (.) C^+^T. `images` is `(..., H, W)`,
+    `low_res` is `(..., H / scale, W / scale)`; both may be signed (e.g. in [-1, 1]).
+    """
+    height, width = images.shape[-2:]
+    rows, rows_pinv = _matlab_downscale_matrices(height, scale)
+    cols, cols_pinv = _matlab_downscale_matrices(width, scale)
+    matrices = [m.to(images.device, torch.float32) for m in (rows, rows_pinv, cols, cols_pinv)]
+    rows, rows_pinv, cols, cols_pinv = matrices
+    residual = low_res.float() - rows @ images.float() @ cols.T
+    return (images.float() + rows_pinv @ residual @ cols_pinv.T).to(images.dtype)
 
 
 def _pil_to_array(image: PIL.Image.Image) -> np.ndarray:

@@ -12,7 +12,14 @@ from diffusers.utils import replace_example_docstring
 from diffusers.utils.torch_utils import randn_tensor
 from huggingface_hub import snapshot_download
 
-from ..image_processing import ImageInput, denormalize, normalize, to_rgb_tensors, upsample_bicubic
+from ..image_processing import (
+    ImageInput,
+    denormalize,
+    normalize,
+    project_to_downscaled,
+    to_rgb_tensors,
+    upsample_bicubic,
+)
 from ..models.unet_sr3 import SR3UNet2DModel
 from ..schedulers.scheduling_sr3 import SR3Scheduler
 
@@ -52,17 +59,29 @@ class SR3Pipeline(DiffusionPipeline):
         unet ([`SR3UNet2DModel`]): The noise-prediction UNet, conditioned on the upsampled image.
         scheduler ([`SR3Scheduler`]): The sampling schedule and update rule.
         scale (`int`, defaults to 4): The upscaling factor the UNet was trained for; saved in `model_index.json`.
+        enforce_consistency (`bool`, defaults to `False`):
+            The default of the call's `enforce_consistency` (see `__call__`); saved in `model_index.json`. Off in SR3.
+        strength (`float`, defaults to 1.0):
+            The default of the call's `strength` (see `__call__`); saved in `model_index.json`. 1.0 in SR3.
     """
 
     model_cpu_offload_seq = "unet"
     _callback_tensor_inputs = ["sample", "condition", "pred_original_sample"]
 
-    def __init__(self, unet: SR3UNet2DModel, scheduler: SR3Scheduler, scale: int = 4):
+    def __init__(
+        self,
+        unet: SR3UNet2DModel,
+        scheduler: SR3Scheduler,
+        scale: int = 4,
+        enforce_consistency: bool = False,
+        strength: float = 1.0,
+    ):
         super().__init__()
         if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
             raise ValueError(f"`scale` must be a positive integer upscaling factor, got {scale!r}.")
+        _check_strength(strength)
         self.register_modules(unet=unet, scheduler=scheduler)
-        self.register_to_config(scale=scale)
+        self.register_to_config(scale=scale, enforce_consistency=bool(enforce_consistency), strength=float(strength))
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: Union[str, os.PathLike], **kwargs) -> "SR3Pipeline":
@@ -147,6 +166,31 @@ class SR3Pipeline(DiffusionPipeline):
             conditions.append(F.pad(upsampled, (0, pad_right, 0, pad_bottom), mode="replicate"))
         return torch.cat(conditions)
 
+    def project_to_low_res(
+        self,
+        noise_pred: torch.Tensor,
+        sample: torch.Tensor,
+        noise_level: torch.Tensor,
+        low_res_images: List[torch.Tensor],
+    ) -> torch.Tensor:
+        """Make the predicted x_0 agree with the low-resolution input, and return the matching noise prediction.
+
+        With gamma = noise_level^2, the predicted x_0 = (x_t - sqrt(1 - gamma) eps) / sqrt(gamma) (DDPM, eq. (15)) is
+        replaced by the closest image whose MATLAB-style downscaling is the input y (`project_to_downscaled`: x_0 +
+        A^+ (y - A x_0), DDNM's range-space correction, Wang et al., 2023); the details the model added outside A's range
+        stay. The noise is then re-derived, eps = (x_t - sqrt(gamma) x_0) / sqrt(1 - gamma), so any scheduler can take
+        its step from it. Only each image's own region of the padded canvas is touched.
+        """
+        scale = self.config.scale
+        gamma = noise_level.double().square().item()
+        pred_original_sample = (sample - (1.0 - gamma) ** 0.5 * noise_pred) / gamma**0.5
+        for index, low_res in enumerate(low_res_images):
+            rows, cols = slice(0, low_res.shape[1] * scale), slice(0, low_res.shape[2] * scale)
+            region = pred_original_sample[index, :, rows, cols]
+            target = normalize(low_res.to(region.device))
+            pred_original_sample[index, :, rows, cols] = project_to_downscaled(region, target, scale)
+        return (sample - gamma**0.5 * pred_original_sample) / (1.0 - gamma) ** 0.5
+
     def predict_noise(
         self,
         sample: torch.Tensor,
@@ -206,6 +250,8 @@ class SR3Pipeline(DiffusionPipeline):
         tile_size: Optional[int] = None,
         tile_overlap: Optional[int] = None,
         tile_batch_size: int = 1,
+        enforce_consistency: Optional[bool] = None,
+        strength: Optional[float] = None,
     ) -> Union[ImagePipelineOutput, tuple]:
         r"""
         Upscale one image or a batch of images.
@@ -236,6 +282,16 @@ class SR3Pipeline(DiffusionPipeline):
                 runs the whole canvas.
             tile_overlap (`int`, *optional*): Overlap of neighbouring tiles in output pixels; defaults to `tile_size // 4`.
             tile_batch_size (`int`, defaults to 1): Tiles per UNet call (more is faster where memory allows).
+            enforce_consistency (`bool`, *optional*):
+                At every step, replace the predicted image by the closest one whose downscaling is exactly the input
+                (see `project_to_low_res`), so that the output is consistent with the input while keeping the model's
+                details. Not part of SR3, which only learns consistency; it helps models trained briefly. Defaults to
+                the pipeline's `enforce_consistency` config (off for the presets).
+            strength (`float`, *optional*):
+                As in diffusers' image-to-image pipelines: 1.0 starts from pure noise (SR3); below 1 sampling starts
+                from the bicubic upsampling noised to the level of step `N - round(strength * N)` of the schedule and
+                runs only the remaining `round(strength * N)` steps, so the output keeps more of the input's structure
+                and costs fewer UNet calls. Defaults to the pipeline's `strength` config (1.0 for the presets).
 
         Examples:
 
@@ -251,6 +307,10 @@ class SR3Pipeline(DiffusionPipeline):
         )
         self._interrupt = False
         device = self._execution_device
+        if enforce_consistency is None:
+            enforce_consistency = self.config.enforce_consistency
+        strength = self.config.strength if strength is None else strength
+        _check_strength(strength)
 
         # 1. The condition: bicubic-upsampled low-resolution images in [-1, 1], padded for the UNet.
         condition = self.prepare_condition(low_res_images).to(self.unet.dtype)
@@ -260,9 +320,14 @@ class SR3Pipeline(DiffusionPipeline):
         sample = randn_tensor(condition.shape, generator=generator, device=device, dtype=torch.float32)
         sample = sample * self.scheduler.init_noise_sigma
 
-        # 3. The sampling schedule.
+        # 3. The sampling schedule; with strength < 1, only its last steps, starting from the noised condition
+        # x_t = sqrt(gamma_t) condition + sqrt(1 - gamma_t) z (Algorithm 1's forward process, the bicubic image as x_0).
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = self.scheduler.timesteps
+        if strength < 1.0:
+            timesteps = timesteps[len(timesteps) - max(1, round(strength * len(timesteps))) :]
+            start_gamma = self.scheduler.get_noise_level(timesteps[0]).square()
+            sample = self.scheduler.add_noise(condition.float(), sample, start_gamma)
 
         # 4. The refinement loop (Algorithm 2, lines 2-5).
         for step_index, timestep in enumerate(self.progress_bar(timesteps)):
@@ -271,6 +336,8 @@ class SR3Pipeline(DiffusionPipeline):
             noise_level = self.scheduler.get_noise_level(timestep).expand(batch_size)
             model_input = self.scheduler.scale_model_input(sample, timestep)
             noise_pred = self.predict_noise(model_input, noise_level, condition, tile_size, tile_overlap, tile_batch_size)
+            if enforce_consistency:
+                noise_pred = self.project_to_low_res(noise_pred, sample, noise_level[0], low_res_images)
             step_output = self.scheduler.step(noise_pred, timestep, sample, generator=generator)
             sample, pred_original_sample = step_output.prev_sample, step_output.pred_original_sample
 
@@ -317,3 +384,8 @@ def _gaussian_window(height: int, width: int, device: torch.device) -> torch.Ten
     rows = torch.exp(-0.5 * (rows / (height / 4)) ** 2)
     cols = torch.exp(-0.5 * (cols / (width / 4)) ** 2)
     return rows[:, None] * cols[None, :]
+
+
+def _check_strength(strength: float) -> None:
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 < strength <= 1.0:
+        raise ValueError(f"`strength` must be a number in (0, 1], got {strength!r}.")

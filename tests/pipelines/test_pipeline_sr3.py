@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from diffusers.callbacks import PipelineCallback
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 
-from sr3_diffusers import SR3DPMSolverScheduler, SR3Pipeline, SR3Scheduler, SR3UNet2DModel
+from sr3_diffusers import SR3DPMSolverScheduler, SR3Pipeline, SR3Scheduler, SR3UNet2DModel, SR3UNet2DOutput
+from sr3_diffusers.image_processing import imresize, project_to_downscaled
 
 
 def random_image(height, width, seed=0):
@@ -395,3 +396,82 @@ def test_tiled_batch_gives_each_image_what_it_gets_alone(tiny_pipeline):
 def test_bad_tiling_arguments_are_refused(tiny_pipeline, kwargs, message):
     with pytest.raises(ValueError, match=message):
         tiny_pipeline(random_image(4, 4), **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Consistency with the input (back-projection)
+
+
+def test_projection_makes_the_predicted_image_downscale_to_the_input_and_returns_its_noise(tiny_pipeline):
+    low_res = random_image(6, 5)
+    sample = torch.randn(1, 3, 24, 20, generator=torch.Generator().manual_seed(1))
+    noise_pred = torch.randn(1, 3, 24, 20, generator=torch.Generator().manual_seed(2))
+    projected = tiny_pipeline.project_to_low_res(noise_pred, sample, torch.tensor(0.6), [low_res])
+    gamma = 0.36
+    before = (sample - (1 - gamma) ** 0.5 * noise_pred) / gamma**0.5
+    after = (sample - (1 - gamma) ** 0.5 * projected) / gamma**0.5
+    target = low_res[None] * 2 - 1
+    torch.testing.assert_close(imresize(after, 0.25), target, atol=1e-4, rtol=0)
+    # The smallest such change (DDNM's range-space correction): it is orthogonal to every change that keeps the
+    # downscaling, e.g. n = z - A^+ A z, which `project_to_downscaled(z, 0)` gives.
+    change = after - before
+    null_change = project_to_downscaled(torch.randn(1, 3, 24, 20, generator=torch.Generator().manual_seed(3)),
+                                        torch.zeros(1, 3, 6, 5), 4)
+    torch.testing.assert_close(imresize(null_change, 0.25), torch.zeros(1, 3, 6, 5), atol=1e-4, rtol=0)
+    assert abs((change * null_change).sum()) < 1e-3 * change.norm() * null_change.norm()
+
+
+def test_enforce_consistency_ties_the_output_to_the_input_and_is_saved_in_the_config(tiny_pipeline, tmp_path):
+    low_res = 0.3 + 0.4 * random_image(8, 8)  # mid-range, so that the consistent output needs no clamping
+    # A denoiser that is perfect for a flat grey image, which is inconsistent with the input: without the projection
+    # the sampler returns grey; with it, an image whose downscaling is the input.
+    grey = torch.zeros(1, 3, 32, 32)
+
+    def denoise_towards_grey(module, args, output):
+        sample, noise_level = args[0], args[1]
+        gamma = noise_level.reshape(-1, 1, 1, 1).double() ** 2
+        return SR3UNet2DOutput(sample=((sample - gamma.sqrt() * grey) / (1 - gamma).sqrt()).float())
+
+    tiny_pipeline.unet.register_forward_hook(denoise_towards_grey)
+    tiny_pipeline.scheduler = SR3DPMSolverScheduler.from_config(tiny_pipeline.scheduler.config, algorithm_type="ddim")
+
+    def consistency(output):
+        return (imresize(output, 0.25) - low_res[None]).square().mean().item()
+
+    free = run(tiny_pipeline, low_res, output_type="pt", num_inference_steps=4)
+    tied = run(tiny_pipeline, low_res, output_type="pt", num_inference_steps=4, enforce_consistency=True)
+    torch.testing.assert_close(free, torch.full_like(free, 0.5), atol=1e-4, rtol=0)
+    assert consistency(tied) < 1e-6
+
+    SR3Pipeline(tiny_pipeline.unet, tiny_pipeline.scheduler, enforce_consistency=True).save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "model_index.json").read_text())["enforce_consistency"] is True
+    loaded = SR3Pipeline.from_pretrained(tmp_path)
+    assert loaded.config.enforce_consistency is True
+
+
+def test_strength_starts_from_the_noised_bicubic_image_and_runs_the_last_steps(tiny_pipeline):
+    low_res = random_image(8, 8)
+    inputs = []
+    hook = tiny_pipeline.unet.register_forward_hook(lambda module, args, output: inputs.append((args[0], args[1])))
+    full = run(tiny_pipeline, low_res, output_type="pt")
+    assert len(inputs) == 4
+    inputs.clear()
+    run(tiny_pipeline, low_res, output_type="pt", strength=0.5)
+    hook.remove()
+    assert len(inputs) == 2
+    gammas = np.cumprod(1 - np.linspace(1e-4, 0.1, 4))
+    first_sample, first_noise_level = inputs[0]
+    assert first_noise_level[0].item() == pytest.approx(gammas[1] ** 0.5)
+    condition = F.interpolate(low_res[None], scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1) * 2 - 1
+    noise = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    expected = gammas[1] ** 0.5 * condition + (1 - gammas[1]) ** 0.5 * noise
+    torch.testing.assert_close(first_sample, expected.float(), atol=1e-5, rtol=1e-5)
+    assert torch.equal(run(tiny_pipeline, low_res, output_type="pt", strength=1.0), full)
+
+
+@pytest.mark.parametrize("strength", [0, 1.5, -0.1, "0.5"])
+def test_bad_strength_is_refused(tiny_pipeline, strength):
+    with pytest.raises(ValueError, match="strength"):
+        tiny_pipeline(random_image(4, 4), strength=strength)
+    with pytest.raises(ValueError, match="strength"):
+        SR3Pipeline(tiny_pipeline.unet, tiny_pipeline.scheduler, strength=strength)

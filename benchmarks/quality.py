@@ -62,24 +62,42 @@ COLUMNS = (
 
 
 def parse_setting(text: str):
-    """`SAMPLER:STEPS[:ETA]` as (sampler, steps, eta or None)."""
-    parts = text.split(":")
+    """`SAMPLER:STEPS[:ETA][,strength=S][,consistency=0|1]` as (sampler, steps, eta or None, pipeline options)."""
+    head, *options = text.split(",")
+    parts = head.split(":")
     if len(parts) not in (2, 3) or parts[0] not in evaluation.SAMPLERS:
         raise argparse.ArgumentTypeError(
             f"{text!r}: a setting is SAMPLER:STEPS or SAMPLER:STEPS:ETA with SAMPLER one of "
-            f"{', '.join(evaluation.SAMPLERS)}, e.g. dpmsolver++:20"
+            f"{', '.join(evaluation.SAMPLERS)}, e.g. dpmsolver++:20, optionally followed by ,strength=S and "
+            ",consistency=0|1 (the pipeline's call options; default: the model's own)"
         )
     try:
         steps, eta = int(parts[1]), float(parts[2]) if len(parts) == 3 else None
+        pipeline_options = {}
+        for option in options:
+            key, value = option.split("=")
+            if key == "strength":
+                pipeline_options["strength"] = float(value)
+            elif key == "consistency" and value in ("0", "1"):
+                pipeline_options["enforce_consistency"] = value == "1"
+            else:
+                raise ValueError
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: STEPS must be an integer and ETA a number") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: STEPS must be an integer, ETA a number, and options strength=S or consistency=0|1"
+        ) from None
     if steps < 1 or (eta is not None and not 0.0 <= eta <= 1.0):
         raise argparse.ArgumentTypeError(f"{text!r}: STEPS must be at least 1 and ETA in [0, 1]")
-    return parts[0], steps, eta
+    return parts[0], steps, eta, pipeline_options
 
 
-def setting_name(sampler: str, steps: int, eta) -> str:
-    return f"{sampler}-{steps}" + (f"-eta{eta:g}" if eta is not None else "")
+def setting_name(sampler: str, steps: int, eta, pipeline_options: dict) -> str:
+    name = f"{sampler}-{steps}" + (f"-eta{eta:g}" if eta is not None else "")
+    if "strength" in pipeline_options:
+        name += f"-strength{pipeline_options['strength']:g}"
+    if "enforce_consistency" in pipeline_options:
+        name += "-consistency" if pipeline_options["enforce_consistency"] else "-free"
+    return name
 
 
 def parse_args(argv=None):
@@ -136,16 +154,22 @@ def quality_table(results) -> str:
     first_name, first = results[0]
     bicubic = first["methods"][evaluation.BICUBIC]
     reference_psnr = first["methods"][evaluation.SR3]["psnr_rgb"]["mean"]
-    header = ["setting", "steps", "s / image"] + [label for label, *_ in COLUMNS]
+    header = ["setting", "steps", "strength", "projection", "s / image"] + [label for label, *_ in COLUMNS]
     header += ["ΔPSNR RGB vs bicubic", f"ΔPSNR RGB vs {first_name}"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    rows = [("bicubic", "-", bicubic)] + [
-        (name, str(summary["settings"]["model"]["num_inference_steps"]), summary["methods"][evaluation.SR3])
+    rows = [("bicubic", "-", "-", "-", bicubic)] + [
+        (
+            name,
+            str(summary["settings"]["model"]["num_inference_steps"]),
+            f"{summary['settings']['model']['strength']:g}",
+            "on" if summary["settings"]["model"]["enforce_consistency"] else "off",
+            summary["methods"][evaluation.SR3],
+        )
         for name, summary in results
     ]
-    for name, steps, entry in rows:
+    for name, steps, strength, projection, entry in rows:
         seconds = entry.get("seconds_per_image")
-        cells = [name, steps, "-" if seconds is None else f"{seconds:.2f}"]
+        cells = [name, steps, strength, projection, "-" if seconds is None else f"{seconds:.2f}"]
         cells += [evaluation.format_cell(entry[key], digits, scientific) for _, key, digits, scientific in COLUMNS]
         psnr = entry["psnr_rgb"]["mean"]
         cells += [f"{psnr - bicubic['psnr_rgb']['mean']:+.3f}", f"{psnr - reference_psnr:+.3f}"]
@@ -170,16 +194,18 @@ def main(args) -> int:
             "center_crop": args.lr_size * scale,
         }
         original_scheduler = pipe.scheduler
-        for sampler, steps, eta in args.settings:  # check every setting before sampling anything
+        original_options = {key: pipe.config[key] for key in ("strength", "enforce_consistency")}
+        for sampler, steps, eta, _ in args.settings:  # check every setting before sampling anything
             pipe.scheduler = original_scheduler
             evaluation.use_sampler(pipe, sampler, eta)
             evaluation.resolve_steps(pipe, steps)
         results = []
-        for sampler, steps, eta in args.settings:
-            name = setting_name(sampler, steps, eta)
+        for sampler, steps, eta, pipeline_options in args.settings:
+            name = setting_name(sampler, steps, eta, pipeline_options)
             print(f"== {name}", file=sys.stderr)
             pipe.scheduler = original_scheduler
             evaluation.use_sampler(pipe, sampler, eta)
+            pipe.register_to_config(**{**original_options, **pipeline_options})
             summary = evaluation.run_evaluation(
                 pairs,
                 args.output_dir / name,

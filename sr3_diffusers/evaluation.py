@@ -277,6 +277,8 @@ def model_settings(pipe: SR3Pipeline, num_inference_steps: int, seed: int) -> Di
         "scheduler": type(pipe.scheduler).__name__,
         "scheduler_config": json.loads(json.dumps(scheduler_config, default=str)),
         "sampler": sampler_label(pipe.scheduler),
+        "strength": pipe.config.get("strength", 1.0),
+        "enforce_consistency": pipe.config.get("enforce_consistency", False),
         "num_inference_steps": num_inference_steps,
         "seed": seed,
         "dtype": str(pipe.unet.dtype).replace("torch.", ""),

@@ -1,0 +1,117 @@
+"""Turn the final `train_sr3.py` output into the shipped model folder `sr3_diffusers/default`, with its model card.
+
+    python docs/shipped_model/ship.py --trained runs/shipped --wall-time "1 h 45 min" \
+        [--quality-md outputs/quality/default/quality.md]
+
+Steps: load the trained pipeline (EMA weights), give it the few-step sampler and the default call options chosen for
+it (see the model card), save it to `sr3_diffusers/default` (safetensors), time one 128x128 -> 512x512 upscale with
+the defaults, and write `README.md` from `model_cards/shipped_model_card.md` with the training data's sources and
+licences from `photos-train/MANIFEST.csv`. Rerun with `--quality-md` once `benchmarks/quality.py` has measured the
+shipped folder, to put its table into the card.
+"""
+
+import argparse
+import csv
+import time
+from collections import Counter
+from pathlib import Path
+
+import torch
+from huggingface_hub import ModelCard, ModelCardData
+
+from sr3_diffusers import SR3DPMSolverScheduler, SR3Pipeline
+from sr3_diffusers.pipelines.pipeline_sr3 import SHIPPED_MODEL_PATH
+
+
+REPO = Path(__file__).resolve().parents[2]
+PHOTOS = REPO.parent / "shared" / "data" / "photos-train"
+
+# The default settings of the shipped pipeline, chosen on held-out photos (see the model card and the issue notes).
+NUM_INFERENCE_STEPS = 20
+STRENGTH = 0.75
+ENFORCE_CONSISTENCY = True
+
+
+def data_sources(heldout: set) -> list:
+    """One row per (set, source, licence) of the training photos, with how many photos it has."""
+    with open(PHOTOS / "MANIFEST.csv", newline="") as manifest:
+        rows = [row for row in csv.DictReader(manifest) if row["path"] not in heldout]
+    counts = Counter((row["set"], row["source"], row["license"]) for row in rows)
+    return [dict(set=s, source=source, license=license, count=n) for (s, source, license), n in sorted(counts.items())]
+
+
+def training_flags() -> dict:
+    """The `--flag value` pairs of the training command in `docs/shipped_model/train.sh`."""
+    tokens = (REPO / "docs" / "shipped_model" / "train.sh").read_text().replace("\\\n", " ").split()
+    return {token[2:]: value for token, value in zip(tokens, tokens[1:]) if token.startswith("--") and not value.startswith("--")}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--trained", type=Path, default=REPO / "runs" / "shipped")
+    parser.add_argument("--wall-time", required=True, help="Training wall time, as written in the card.")
+    parser.add_argument("--quality-md", type=Path, default=None, help="benchmarks/quality.py's markdown table.")
+    parser.add_argument("--output", type=Path, default=SHIPPED_MODEL_PATH)
+    args = parser.parse_args()
+
+    trained = SR3Pipeline.from_pretrained(args.trained)
+    scheduler = SR3DPMSolverScheduler.from_config(
+        trained.scheduler.config, algorithm_type="dpmsolver++", num_inference_steps=NUM_INFERENCE_STEPS
+    )
+    pipe = SR3Pipeline(
+        unet=trained.unet, scheduler=scheduler, scale=trained.config.scale,
+        enforce_consistency=ENFORCE_CONSISTENCY, strength=STRENGTH,
+    )
+    pipe.save_pretrained(args.output)
+
+    pipe.set_progress_bar_config(disable=True)
+    low_res = torch.rand(3, 128, 128, generator=torch.Generator().manual_seed(0))
+    start = time.perf_counter()
+    pipe(low_res, generator=torch.Generator().manual_seed(0))
+    seconds = time.perf_counter() - start
+
+    heldout = {line.strip() for line in open(REPO / "docs" / "shipped_model" / "heldout_photos.txt") if line.strip()}
+    training_args = training_flags()
+    steps_run = max(1, round(STRENGTH * NUM_INFERENCE_STEPS))
+    weights = args.output / "unet" / "diffusion_pytorch_model.safetensors"
+    unet_config = pipe.unet.config
+    card = ModelCard.from_template(
+        ModelCardData(
+            license="other",
+            license_name="mixed-training-data-licences",
+            tags=["super-resolution", "sr3", "diffusion", "image-to-image", "diffusers"],
+            pipeline_tag="image-to-image",
+        ),
+        template_path=str(REPO / "model_cards" / "shipped_model_card.md"),
+        scale=pipe.config.scale,
+        num_parameters_m=f"{sum(p.numel() for p in pipe.unet.parameters()) / 1e6:.2f}",
+        weights_mb=f"{weights.stat().st_size / 1e6:.1f}",
+        seconds_128_to_512=f"{seconds:.0f}",
+        block_out_channels=tuple(unet_config.block_out_channels),
+        layers_per_block=unet_config.layers_per_block,
+        algorithm_type=scheduler.config.algorithm_type,
+        num_inference_steps=NUM_INFERENCE_STEPS,
+        strength=STRENGTH,
+        first_step=NUM_INFERENCE_STEPS - steps_run + 1,
+        steps_run=steps_run,
+        enforce_consistency=ENFORCE_CONSISTENCY,
+        max_train_steps=training_args.get("max_train_steps"),
+        train_batch_size=training_args.get("train_batch_size"),
+        resolution=training_args.get("resolution"),
+        learning_rate=training_args.get("learning_rate"),
+        lr_min=training_args.get("lr_min"),
+        ema_decay=training_args.get("ema_decay"),
+        training_command="OMP_NUM_THREADS=1 docs/shipped_model/train.sh   # see that file for every flag",
+        wall_time=args.wall_time,
+        num_train_photos=sum(row["count"] for row in data_sources(heldout)),
+        num_heldout=len(heldout),
+        data_sources=data_sources(heldout),
+        quality_table=args.quality_md.read_text() if args.quality_md else "(not measured yet)",
+    )
+    card.save(args.output / "README.md")
+    ModelCard.load(args.output / "README.md")
+    print(f"wrote {args.output} ({weights.stat().st_size / 1e6:.1f} MB of weights); 128->512 took {seconds:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -12,7 +12,7 @@ import PIL.Image
 import torch
 from tqdm.auto import tqdm
 
-from .pipelines import SR3Pipeline
+from .pipelines import SHIPPED_MODEL, SR3Pipeline
 from .schedulers import SAMPLERS, check_sampler, scheduler_for_sampler
 
 
@@ -36,7 +36,12 @@ def parse_upscale_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespa
         help="Where to write: a .png file name (one input only), a folder, or a pattern with {dir}, {stem} and "
         f"{{scale}}, e.g. 'out/{{stem}}_sr.png'. Default: '{DEFAULT_OUTPUT_PATTERN}', next to each input.",
     )
-    parser.add_argument("--model", required=True, help="SR3 pipeline: a local folder or a Hugging Face Hub repo id.")
+    parser.add_argument(
+        "--model",
+        default=SHIPPED_MODEL,
+        help=f"SR3 pipeline: a local folder or a Hugging Face Hub repo id. Default: {SHIPPED_MODEL}, the small x4 "
+        "model that ships with this package (no network needed).",
+    )
     parser.add_argument(
         "--sampler",
         choices=SAMPLERS,

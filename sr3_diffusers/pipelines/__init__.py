@@ -1,3 +1,3 @@
-from .pipeline_sr3 import SR3Pipeline
+from .pipeline_sr3 import SHIPPED_MODEL, SR3Pipeline
 
-__all__ = ["SR3Pipeline"]
+__all__ = ["SHIPPED_MODEL", "SR3Pipeline"]

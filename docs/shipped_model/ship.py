@@ -28,7 +28,7 @@ PHOTOS = REPO.parent / "shared" / "data" / "photos-train"
 
 # The default settings of the shipped pipeline, chosen on held-out photos (see the model card and the issue notes).
 NUM_INFERENCE_STEPS = 20
-STRENGTH = 0.75
+STRENGTH = 0.6
 ENFORCE_CONSISTENCY = True
 
 

@@ -7,7 +7,8 @@ channels_last) the variants run alternately in one process after warm-up; we rep
 (SR3 / UNet2DModel, <= 1.0 means ours is at least as fast), FLOPs counted by `torch.utils.flop_counter` and the achieved
 fraction of this machine's matrix-multiply peak, measured with `torch.mm` in the same run.
 
-    python benchmarks/unet_speed.py [--sizes 128 256 1024] [--repeats 5] [--json benchmarks/results/unet_speed.json]
+    python benchmarks/unet_speed.py [--sizes 128 256 1024] [--repeats 5] [--device cpu|cuda]
+                                    [--json benchmarks/results/unet_speed.json]
 
 Forward+backward at 1024 needs tens of GB of activations for a 110M-parameter UNet, so at sizes above
 `--backward-max-size` (default 256) only the forward pass is timed.
@@ -53,38 +54,52 @@ def matched_unet2d(sr3: SR3UNet2DModel) -> UNet2DModel:
     )
 
 
-def measure_matmul_peak(dtype: torch.dtype, sizes=(1024, 2048, 3072), repeats: int = 5) -> float:
+def synchronize(device: torch.device):
+    """Wait for queued GPU work, so that wall-clock timers measure it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_matmul_peak(dtype: torch.dtype, device: torch.device, repeats: int = 5) -> float:
     """GFLOP/s of the fastest square `torch.mm` seen over a few sizes: this machine's practical matrix-multiply peak.
 
     The best run, not the median: a peak is what the hardware reaches when nothing interferes, and a median taken on a
     shared machine would understate it (and so overstate every fraction of it).
     """
+    # A GPU needs larger products than a CPU to reach its peak.
+    sizes = (4096, 8192) if device.type == "cuda" else (1024, 2048, 3072)
     best = 0.0
     for size in sizes:
-        a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+        a, b = (torch.randn(size, size, dtype=dtype, device=device) for _ in range(2))
         torch.mm(a, b)
         for _ in range(repeats):
+            synchronize(device)
             start = time.perf_counter()
             torch.mm(a, b)
+            synchronize(device)
             best = max(best, 2 * size**3 / (time.perf_counter() - start) / 1e9)
     return best
 
 
 def make_call(model, which: str, size: int, precision: str, backward: bool):
-    """A closure running one forward (and backward) pass of `model` in `precision`."""
+    """A closure running one forward (and backward) pass of `model` in `precision`, on the model's device."""
+    device = model.device
     memory_format = torch.channels_last if precision == "fp32-channels_last" else torch.contiguous_format
     model.to(memory_format=memory_format)
-    sample = torch.randn(1, 3, size, size).to(memory_format=memory_format)
-    condition = torch.randn(1, 3, size, size).to(memory_format=memory_format)
+    sample = torch.randn(1, 3, size, size, device=device).to(memory_format=memory_format)
+    condition = torch.randn(1, 3, size, size, device=device).to(memory_format=memory_format)
     joined = torch.cat([sample, condition], dim=1).contiguous(memory_format=memory_format)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16-autocast" else contextlib.nullcontext()
+    noise_level = torch.tensor([0.5], device=device)
+    autocast = (
+        torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16-autocast" else contextlib.nullcontext()
+    )
 
     def call():
         with autocast, torch.set_grad_enabled(backward):
             if which == "sr3":
-                output = model(sample, torch.tensor([0.5]), condition).sample
+                output = model(sample, noise_level, condition).sample
             else:
-                output = model(joined, torch.tensor([0.5])).sample
+                output = model(joined, noise_level).sample
             if backward:
                 output.float().square().mean().backward()
 
@@ -97,15 +112,17 @@ def count_flops(call) -> int:
     return counter.get_total_flops()
 
 
-def time_alternating(calls: dict, repeats: int) -> dict:
+def time_alternating(calls: dict, repeats: int, device: torch.device) -> dict:
     """Median seconds per call, the variants interleaved so that drifts of the machine hit both alike."""
     for call in calls.values():
         call()  # warm-up
     times = {name: [] for name in calls}
     for _ in range(repeats):
         for name, call in calls.items():
+            synchronize(device)
             start = time.perf_counter()
             call()
+            synchronize(device)
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in times.items()}
 
@@ -116,15 +133,19 @@ def main():
     parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=PRECISIONS)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--backward-max-size", type=int, default=256)
+    parser.add_argument("--device", type=torch.device, default=torch.device("cpu"))
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/unet_speed.json"))
     args = parser.parse_args()
 
     torch.manual_seed(0)
-    sr3 = SR3UNet2DModel.from_preset("sr3-64-256")
-    unet2d = matched_unet2d(sr3)
+    sr3 = SR3UNet2DModel.from_preset("sr3-64-256").to(args.device)
+    unet2d = matched_unet2d(sr3).to(args.device)
     parameters = {name: sum(p.numel() for p in m.parameters()) for name, m in (("sr3", sr3), ("unet2d", unet2d))}
-    peaks = {"fp32": measure_matmul_peak(torch.float32), "bf16": measure_matmul_peak(torch.bfloat16)}
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+    peaks = {dtype_name: measure_matmul_peak(dtype, args.device)
+             for dtype_name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
+    hardware = (torch.cuda.get_device_name(args.device) if args.device.type == "cuda"
+                else f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+    print(f"torch {torch.__version__}, {hardware}")
     print(f"parameters: SR3 {parameters['sr3'] / 1e6:.2f}M, UNet2DModel {parameters['unet2d'] / 1e6:.2f}M")
     print(f"torch.mm peak: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s\n")
 
@@ -141,7 +162,7 @@ def main():
                     "unet2d": make_call(unet2d, "unet2d", size, precision, backward),
                 }
                 flops = count_flops(calls["sr3"])
-                seconds = time_alternating(calls, args.repeats)
+                seconds = time_alternating(calls, args.repeats, args.device)
                 peak = peaks["bf16" if precision == "bf16-autocast" else "fp32"]
                 fraction = flops / seconds["sr3"] / 1e9 / peak
                 row = dict(size=size, pass_=pass_name, precision=precision, sr3_s=seconds["sr3"],
@@ -156,7 +177,7 @@ def main():
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(dict(
         date=str(date.today()), torch=torch.__version__, threads=torch.get_num_threads(),
-        machine=platform.machine(), parameters=parameters, matmul_peak_gflops=peaks, rows=rows,
+        machine=platform.machine(), device=hardware, parameters=parameters, matmul_peak_gflops=peaks, rows=rows,
     ), indent=2))
     print(f"\nwrote {args.json}")
 

@@ -1,0 +1,67 @@
+"""The model that ships inside the package: it loads offline and upscales a real photo."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import PIL.Image
+import torch
+from huggingface_hub import ModelCard
+from skimage import data as skimage_data
+
+from sr3_diffusers import SR3DPMSolverScheduler, SR3Pipeline, SR3UNet2DModel
+from sr3_diffusers.image_processing import imresize
+from sr3_diffusers.pipelines.pipeline_sr3 import SHIPPED_MODEL, SHIPPED_MODEL_PATH
+
+
+def small_photo():
+    """A 24x32 crop of a real photo (scikit-image's coffee cup, not in the training set's held-out list)."""
+    return PIL.Image.fromarray(skimage_data.coffee()[200:224, 260:292])
+
+
+def test_the_shipped_folder_is_a_complete_pipeline_with_a_model_card():
+    index = json.loads((SHIPPED_MODEL_PATH / "model_index.json").read_text())
+    assert index["_class_name"] == "SR3Pipeline" and index["scale"] == 4
+    weights = SHIPPED_MODEL_PATH / "unet" / "diffusion_pytorch_model.safetensors"
+    assert weights.stat().st_size < 25e6
+    card = ModelCard.load(SHIPPED_MODEL_PATH / "README.md")
+    assert "super-resolution" in card.data.tags
+    assert "docs/shipped_model/train.sh" in card.text  # the training command
+    assert "CC0" in card.text and "tuxpaint" in card.text  # the photos' sources and licences
+
+
+def test_loads_offline_by_name_and_upscales_a_real_photo_to_exactly_four_times_its_size():
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    script = (
+        "from sr3_diffusers import SR3Pipeline; "
+        f"pipe = SR3Pipeline.from_pretrained({SHIPPED_MODEL!r}); print(type(pipe.unet).__name__, pipe.config.scale)"
+    )
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd="/")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["SR3UNet2DModel", "4"]
+
+    pipe = SR3Pipeline.from_pretrained(SHIPPED_MODEL)
+    assert isinstance(pipe.unet, SR3UNet2DModel) and isinstance(pipe.scheduler, SR3DPMSolverScheduler)
+    pipe.set_progress_bar_config(disable=True)
+    photo = small_photo()
+    first = pipe(photo, generator=torch.Generator().manual_seed(0)).images[0]
+    second = pipe(photo, generator=torch.Generator().manual_seed(0)).images[0]
+    assert first.size == (128, 96)
+    np.testing.assert_array_equal(np.asarray(first), np.asarray(second))
+
+
+def test_the_output_is_consistent_with_the_input_and_sharper_than_bicubic():
+    pipe = SR3Pipeline.from_pretrained(SHIPPED_MODEL)
+    pipe.set_progress_bar_config(disable=True)
+    photo = small_photo()
+    low_res = torch.from_numpy(np.asarray(photo)).permute(2, 0, 1).float()[None] / 255
+    output = pipe(photo, generator=torch.Generator().manual_seed(0), output_type="pt").images
+    bicubic = torch.nn.functional.interpolate(low_res, scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1)
+
+    def gradient(image):
+        return (image[..., 1:, :] - image[..., :-1, :]).abs().mean() + (image[..., 1:] - image[..., :-1]).abs().mean()
+
+    assert (imresize(output, 0.25) - low_res).square().mean() < 2 * (imresize(bicubic, 0.25) - low_res).square().mean()
+    assert gradient(output) > 1.2 * gradient(bicubic)

@@ -111,10 +111,10 @@ def timed_call(pipe, image, steps: int, tiling: dict, max_steps_timed: int, full
 
     def callback(pipe, step_index, timestep, callback_kwargs):
         stamps.append(time.perf_counter())
-        done = step_index + 1
-        if done == max_steps_timed and done < steps:
+        done, steps_to_run = step_index + 1, pipe.num_timesteps  # fewer than `steps` with strength < 1
+        if done == max_steps_timed and done < steps_to_run:
             per_step = statistics.median(b - a for a, b in itertools.pairwise(stamps)) if done > 1 else stamps[0] - start
-            if (stamps[0] - start) + per_step * (steps - 1) > full_budget_s:
+            if (stamps[0] - start) + per_step * (steps_to_run - 1) > full_budget_s:
                 pipe._interrupt = True
         return {}
 
@@ -123,12 +123,13 @@ def timed_call(pipe, image, steps: int, tiling: dict, max_steps_timed: int, full
     end = time.perf_counter()
     later_steps = [b - a for a, b in itertools.pairwise(stamps)]
     per_step = statistics.median(later_steps) if later_steps else stamps[0] - start
-    steps_run = len(stamps)
-    if steps_run == steps:
+    steps_run, steps_to_run = len(stamps), pipe.num_timesteps
+    if steps_run == steps_to_run:
         total = end - start
     else:
-        total = (stamps[0] - start) + per_step * (steps - 1) + (end - stamps[-1])
-    return dict(seconds=total, seconds_per_step=per_step, steps_run=steps_run, first_step_seconds=stamps[0] - start)
+        total = (stamps[0] - start) + per_step * (steps_to_run - 1) + (end - stamps[-1])
+    return dict(seconds=total, seconds_per_step=per_step, steps_run=steps_run, steps_to_run=steps_to_run,
+                first_step_seconds=stamps[0] - start)
 
 
 def run_child(spec: dict) -> dict:
@@ -152,8 +153,8 @@ def run_child(spec: dict) -> dict:
     peak = peak_rss_mib()
     return dict(
         **timing,
-        steps=steps,
-        extrapolated=timing["steps_run"] < steps,
+        steps=timing["steps_to_run"],
+        extrapolated=timing["steps_run"] < timing["steps_to_run"],
         load_seconds=load_seconds,
         loaded_rss_mib=loaded_rss,
         load_peak_rss_mib=load_peak,

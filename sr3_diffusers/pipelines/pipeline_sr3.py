@@ -114,6 +114,11 @@ class SR3Pipeline(DiffusionPipeline):
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     @property
+    def num_timesteps(self) -> int:
+        """The number of sampling steps of the current (or last) call: `round(strength * num_inference_steps)`."""
+        return self._num_timesteps
+
+    @property
     def interrupt(self) -> bool:
         """Set `pipe._interrupt = True` from a `callback_on_step_end` to stop sampling after the current step."""
         return self._interrupt
@@ -328,6 +333,7 @@ class SR3Pipeline(DiffusionPipeline):
             timesteps = timesteps[len(timesteps) - max(1, round(strength * len(timesteps))) :]
             start_gamma = self.scheduler.get_noise_level(timesteps[0]).square()
             sample = self.scheduler.add_noise(condition.float(), sample, start_gamma)
+        self._num_timesteps = len(timesteps)
 
         # 4. The refinement loop (Algorithm 2, lines 2-5).
         for step_index, timestep in enumerate(self.progress_bar(timesteps)):

@@ -458,7 +458,7 @@ def test_strength_starts_from_the_noised_bicubic_image_and_runs_the_last_steps(t
     inputs.clear()
     run(tiny_pipeline, low_res, output_type="pt", strength=0.5)
     hook.remove()
-    assert len(inputs) == 2
+    assert len(inputs) == 2 == tiny_pipeline.num_timesteps
     gammas = np.cumprod(1 - np.linspace(1e-4, 0.1, 4))
     first_sample, first_noise_level = inputs[0]
     assert first_noise_level[0].item() == pytest.approx(gammas[1] ** 0.5)

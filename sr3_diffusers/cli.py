@@ -174,6 +174,9 @@ def upscale_main(argv: Optional[Sequence[str]] = None) -> int:
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     pipe = SR3Pipeline.from_pretrained(args.model, dtype=DTYPES[args.dtype]).to(device)
+    if pipe.device.type == "cpu":
+        # oneDNN's channels-last convolutions: 15-23% faster on CPU, same output (benchmarks/README.md, speed-ups).
+        pipe.unet.to(memory_format=torch.channels_last)
     if args.sampler is not None:
         pipe.scheduler = scheduler_for_sampler(pipe.scheduler.config, args.sampler, args.eta)
     pipe.set_progress_bar_config(leave=False, desc="steps")

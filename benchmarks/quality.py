@@ -227,8 +227,10 @@ def main(args) -> int:
 
     table = quality_table(results)
     model = results[0][1]["settings"]["model"]
+    model_path = Path(args.model).resolve()
+    model_name = model_path.relative_to(REPO_ROOT) if model_path.is_relative_to(REPO_ROOT) else args.model
     text = (
-        f"# SR3 quality on held-out photos\n\nModel `{args.model}` (UNet sha256 {model['unet_sha256'][:12]}, "
+        f"# SR3 quality on held-out photos\n\nModel `{model_name}` (UNet sha256 {model['unet_sha256'][:12]}, "
         f"{model['dtype']}); {report.summary()}; centre crops LR {args.lr_size} -> HR {args.lr_size * scale}; "
         f"seed {args.seed}, {args.num_samples} sample(s) per image; device {pipe.device}.\n\n{table}\n"
     )

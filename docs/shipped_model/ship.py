@@ -46,6 +46,11 @@ def training_flags() -> dict:
     return {token[2:]: value for token, value in zip(tokens, tokens[1:]) if token.startswith("--") and not value.startswith("--")}
 
 
+def quality_table(path: Path) -> str:
+    """benchmarks/quality.py's markdown without its title, which the card's own heading replaces."""
+    return "\n".join(line for line in path.read_text().splitlines() if not line.startswith("# ")).strip()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trained", type=Path, default=REPO / "runs" / "shipped")
@@ -106,7 +111,7 @@ def main():
         num_train_photos=sum(row["count"] for row in data_sources(heldout)),
         num_heldout=len(heldout),
         data_sources=data_sources(heldout),
-        quality_table=args.quality_md.read_text() if args.quality_md else "(not measured yet)",
+        quality_table=quality_table(args.quality_md) if args.quality_md else "(not measured yet)",
     )
     card.save(args.output / "README.md")
     ModelCard.load(args.output / "README.md")

@@ -25,13 +25,18 @@ import time
 from datetime import date
 from pathlib import Path
 
-import numpy as np
 import PIL.Image
 import torch
 
-from sr3_diffusers import SHIPPED_MODEL, SR3DPMSolverScheduler, SR3Pipeline, SR3Scheduler, SR3UNet2DModel
+from sr3_diffusers import (
+    SHIPPED_MODEL,
+    SR3DPMSolverScheduler,
+    SR3Pipeline,
+    SR3Scheduler,
+    SR3UNet2DModel,
+)
+from sr3_diffusers.evaluation import to_uint8
 from sr3_diffusers.metrics.psnr.psnr import PSNR
-
 
 PHOTO = Path(__file__).resolve().parent.parent / "docs" / "motorcycle_lr.png"
 # Floors of the checks, in dB against CUDA fp32: the CPU differs only by kernel rounding; fp16 and bf16 round every
@@ -49,8 +54,9 @@ def synchronized_seconds(function, device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def upscale(pipe, image, **kwargs) -> np.ndarray:
-    return pipe(image, generator=torch.manual_seed(0), output_type="np", **kwargs).images[0]
+def upscale(pipe, image, **kwargs) -> torch.Tensor:
+    """The float32 `(3, H, W)` output on the CPU, in [0, 1]."""
+    return pipe(image, generator=torch.manual_seed(0), output_type="pt", **kwargs).images[0].float().cpu()
 
 
 def check_precisions(image, device: torch.device) -> list:
@@ -73,14 +79,13 @@ def check_precisions(image, device: torch.device) -> list:
         runs[name] = upscale(pipe, image, **kwargs)
         seconds = time.perf_counter() - start
         output = runs[name]
-        row = dict(run=name, seconds=seconds, non_finite=int((~np.isfinite(output)).sum()))
+        row = dict(run=name, seconds=seconds, non_finite=int((~torch.isfinite(output)).sum()))
         if name != "cuda-fp32":
             reference = runs["cuda-fp32"]
-            to_uint8 = lambda array: (np.clip(array, 0, 1) * 255).round().astype(np.uint8)  # noqa: E731
             row["psnr_vs_cuda_fp32"] = psnr.compute(predictions=[to_uint8(output)], references=[to_uint8(reference)])[
                 "psnr"
             ]
-            row["max_channel_mean_shift"] = float(np.abs((output - reference).mean(axis=(0, 1))).max() * 255)
+            row["max_channel_mean_shift"] = float((output - reference).mean(dim=(1, 2)).abs().max() * 255)
             row["ok"] = row["non_finite"] == 0 and row["psnr_vs_cuda_fp32"] >= PSNR_FLOORS[name]
         else:
             row["ok"] = row["non_finite"] == 0

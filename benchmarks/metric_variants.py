@@ -22,13 +22,13 @@ import torch
 import torch.nn.functional as F
 
 from sr3_diffusers.data import center_crop_pair, image_to_tensor
+from sr3_diffusers.evaluation import to_uint8
 from sr3_diffusers.image_processing import upsample_bicubic
 from sr3_diffusers.metrics import inception
 from sr3_diffusers.metrics.consistency.consistency import Consistency
 from sr3_diffusers.metrics.fid.fid import FID, frechet_distance
 from sr3_diffusers.metrics.psnr.psnr import PSNR
 from sr3_diffusers.metrics.ssim.ssim import SSIM
-
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 
@@ -41,11 +41,6 @@ def parse_args():
     parser.add_argument("--batch_size", type=int, default=16, help="Images per Inception call.")
     parser.add_argument("--device", default="cpu", help="Where the Inception network runs.")
     return parser.parse_args()
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """`(3, H, W)` floats in [0, 1] as an `(H, W, 3)` uint8 array (rounded)."""
-    return (images.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
 
 
 def load_pairs(photos: Path, lr_size: int, scale: int):

@@ -98,7 +98,8 @@ def launch_command(num_processes=1):
 
 
 def run_launch(arguments, environment, num_processes=1):
-    env = dict(environment, ACCELERATE_USE_CPU="1") if num_processes > 1 else environment
+    # Several CPU processes over gloo; hiding any GPU keeps it so on a machine that has one.
+    env = dict(environment, ACCELERATE_USE_CPU="1", CUDA_VISIBLE_DEVICES="") if num_processes > 1 else environment
     result = subprocess.run(
         launch_command(num_processes) + arguments, env=env, capture_output=True, text=True, timeout=300
     )

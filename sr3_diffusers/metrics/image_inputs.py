@@ -19,13 +19,23 @@ from typing import List, Optional, Tuple
 import datasets
 import numpy as np
 
-
 # `evaluate` stores the inputs as images: pairs for the metrics with references, single images for the Inception Score.
 IMAGE_PAIR_FEATURES = datasets.Features({"predictions": datasets.Image(), "references": datasets.Image()})
 IMAGE_FEATURES = datasets.Features({"predictions": datasets.Image()})
 
 # The reference implementation's border crop for its PSNR and SSIM (novwaul/SR3, `metrics.py`, x4).
 REFERENCE_CROP_BORDER = 8
+
+# The SR3 paper, cited by the metrics it defines or reports (PSNR, consistency, sharpness).
+SR3_CITATION = """\
+@article{saharia2021sr3,
+  title={Image Super-Resolution via Iterative Refinement},
+  author={Saharia, Chitwan and Ho, Jonathan and Chan, William and Salimans, Tim and Fleet, David J.
+          and Norouzi, Mohammad},
+  journal={arXiv preprint arXiv:2104.07636},
+  year={2021}
+}
+"""
 
 
 def check_images(images, name: str) -> List[np.ndarray]:

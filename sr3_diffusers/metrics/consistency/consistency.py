@@ -20,7 +20,12 @@ import torch
 
 import evaluate
 from sr3_diffusers.image_processing import imresize
-from sr3_diffusers.metrics.image_inputs import IMAGE_PAIR_FEATURES, ImagePairInputsMixin, stored_images
+from sr3_diffusers.metrics.image_inputs import (
+    IMAGE_PAIR_FEATURES,
+    SR3_CITATION,
+    ImagePairInputsMixin,
+    stored_images,
+)
 
 
 _DESCRIPTION = """\
@@ -28,15 +33,7 @@ Consistency of super-resolved images with their low-resolution inputs (Saharia e
 on the [0, 1] scale, between each output downsampled with MATLAB's antialiased bicubic imresize and its LR input.
 """
 
-_CITATION = """\
-@article{saharia2021sr3,
-  title={Image Super-Resolution via Iterative Refinement},
-  author={Saharia, Chitwan and Ho, Jonathan and Chan, William and Salimans, Tim and Fleet, David J.
-          and Norouzi, Mohammad},
-  journal={arXiv preprint arXiv:2104.07636},
-  year={2021}
-}
-"""
+_CITATION = SR3_CITATION
 
 _KWARGS_DESCRIPTION = """
 Args:

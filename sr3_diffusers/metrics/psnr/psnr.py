@@ -27,6 +27,7 @@ import evaluate
 from sr3_diffusers.metrics.image_inputs import (
     IMAGE_PAIR_FEATURES,
     REFERENCE_CROP_BORDER,
+    SR3_CITATION,
     ImagePairInputsMixin,
     check_channel_and_crop,
     check_min_size,
@@ -42,15 +43,7 @@ channel, with an optional border crop; the mean of per-image PSNRs. The `referen
 novwaul/SR3 reference's PSNR (Y channel, 8-pixel crop, 1e-10 epsilon).
 """
 
-_CITATION = """\
-@article{saharia2021sr3,
-  title={Image Super-Resolution via Iterative Refinement},
-  author={Saharia, Chitwan and Ho, Jonathan and Chan, William and Salimans, Tim and Fleet, David J.
-          and Norouzi, Mohammad},
-  journal={arXiv preprint arXiv:2104.07636},
-  year={2021}
-}
-"""
+_CITATION = SR3_CITATION
 
 _KWARGS_DESCRIPTION = """
 Args:

@@ -29,7 +29,13 @@ from typing import Optional
 import numpy as np
 
 import evaluate
-from sr3_diffusers.metrics.image_inputs import IMAGE_PAIR_FEATURES, ImagePairInputsMixin, rgb_to_y, stored_images
+from sr3_diffusers.metrics.image_inputs import (
+    IMAGE_PAIR_FEATURES,
+    SR3_CITATION,
+    ImagePairInputsMixin,
+    rgb_to_y,
+    stored_images,
+)
 
 
 _DESCRIPTION = """\
@@ -38,15 +44,7 @@ Sharpness of super-resolved images relative to their ground truth: the ratio of 
 Y channel; the mean of per-image ratios. 1 = as sharp as the ground truth; bicubic upscaling is well below 1.
 """
 
-_CITATION = """\
-@article{saharia2021sr3,
-  title={Image Super-Resolution via Iterative Refinement},
-  author={Saharia, Chitwan and Ho, Jonathan and Chan, William and Salimans, Tim and Fleet, David J.
-          and Norouzi, Mohammad},
-  journal={arXiv preprint arXiv:2104.07636},
-  year={2021}
-}
-"""
+_CITATION = SR3_CITATION
 
 _KWARGS_DESCRIPTION = """
 Args:

@@ -39,11 +39,17 @@ import time
 from datetime import date
 from pathlib import Path
 
+from common import (
+    DEFAULT_MODEL_FOLDER,
+    PRESETS,
+    check_models,
+    default_models,
+    input_image,
+    load_pipeline,
+    model_label,
+)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-PHOTO = REPO_ROOT / "docs" / "motorcycle_lr.png"
-DEFAULT_MODEL_FOLDER = REPO_ROOT / "sr3_diffusers" / "default"
-PRESETS = ("sr3-64-256", "sr3-32-128")
+
 
 # name -> (scheduler class name, steps, UNet dtype)
 SETTINGS = {
@@ -75,32 +81,6 @@ def current_rss_mib() -> float:
 def peak_rss_mib() -> float:
     """High-water mark of this process's resident memory; Linux reports `ru_maxrss` in KiB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def load_pipeline(model: str, setting: str):
-    import torch
-
-    from sr3_diffusers import SR3DPMSolverScheduler, SR3Pipeline, SR3Scheduler, SR3UNet2DModel
-
-    scheduler_name, _, dtype_name = SETTINGS[setting]
-    dtype = getattr(torch, dtype_name)
-    if model in PRESETS:
-        torch.manual_seed(0)
-        pipe = SR3Pipeline(SR3UNet2DModel.from_preset(model), SR3Scheduler.from_preset(model)).to(dtype)
-    else:
-        pipe = SR3Pipeline.from_pretrained(model, dtype=dtype)
-    scheduler_class = {"SR3Scheduler": SR3Scheduler, "SR3DPMSolverScheduler": SR3DPMSolverScheduler}[scheduler_name]
-    pipe.scheduler = scheduler_class.from_config(pipe.scheduler.config)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-def input_image(size: int):
-    """The bundled photo resized to `size` x `size` (bicubic); content does not change the timing."""
-    import PIL.Image
-
-    with PIL.Image.open(PHOTO) as photo:
-        return photo.convert("RGB").resize((size, size), PIL.Image.BICUBIC)
 
 
 def timed_call(pipe, image, steps: int, tiling: dict, max_steps_timed: int, full_budget_s: float, seed: int) -> dict:
@@ -141,10 +121,11 @@ def run_child(spec: dict) -> dict:
     if spec["threads"]:
         torch.set_num_threads(spec["threads"])
     started = time.perf_counter()
-    pipe = load_pipeline(spec["model"], spec["setting"])
+    scheduler_name, _, dtype_name = SETTINGS[spec["setting"]]
+    pipe = load_pipeline(spec["model"], scheduler_name, dtype_name)
     load_seconds = time.perf_counter() - started
     loaded_rss, load_peak = current_rss_mib(), peak_rss_mib()
-    image = input_image(spec["size"])
+    image = input_image(spec["size"], spec["size"])
     steps = SETTINGS[spec["setting"]][1]
     tiling = dict(tile_size=spec["tile_size"], tile_batch_size=spec["tile_batch_size"])
     if spec["warmup_steps"]:
@@ -187,10 +168,6 @@ def parse_tiled(value: str):
     return int(size), (None if tile in ("", "none") else int(tile))
 
 
-def model_label(model: str) -> str:
-    return model if model in PRESETS else Path(model).name or model
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", default=None,
@@ -223,10 +200,8 @@ def main():
         return
     if args.max_steps_timed < 1:
         parser.error(f"--max-steps-timed must be at least 1, got {args.max_steps_timed}")
-    models = args.model or ["sr3-64-256"] + ([str(DEFAULT_MODEL_FOLDER)] if DEFAULT_MODEL_FOLDER.is_dir() else [])
-    for model in models + ([args.tiled_model] if args.tiled_model else []):
-        if model not in PRESETS and not Path(model).is_dir():
-            parser.error(f"--model/--tiled-model {model!r} is neither a preset {PRESETS} nor a pipeline folder")
+    models = args.model or default_models()
+    check_models(parser, models + ([args.tiled_model] if args.tiled_model else []), "--model/--tiled-model")
     folders = [model for model in models if model not in PRESETS]
     tiled_model = args.tiled_model or next(iter(folders), None)
     if tiled_model is None:

@@ -43,19 +43,15 @@ import warnings
 from datetime import date
 from pathlib import Path
 
-import PIL.Image
 import torch
 from diffusers.utils import logging as diffusers_logging
 from torch._dynamo.utils import counters
 from torch.fx.experimental import _config as fx_config
 
-from sr3_diffusers import SR3DPMSolverScheduler, SR3Pipeline, SR3Scheduler, SR3UNet2DModel
+from common import check_models, default_models, input_image, load_pipeline, model_label
+from sr3_diffusers import SR3DPMSolverScheduler, SR3Pipeline
 
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-PHOTO = REPO_ROOT / "docs" / "motorcycle_lr.png"
-DEFAULT_MODEL_FOLDER = REPO_ROOT / "sr3_diffusers" / "default"
-PRESETS = ("sr3-64-256", "sr3-32-128")
 VARIANTS = (
     "fp32", "channels_last", "bf16", "bf16-channels_last", "compile", "compile-freezing", "compile-bf16",
     "compile-freezing-bf16", "compile-channels_last",
@@ -63,18 +59,6 @@ VARIANTS = (
 DEFAULT_VARIANTS = [
     "fp32", "channels_last", "bf16", "bf16-channels_last", "compile", "compile-freezing", "compile-bf16",
 ]  # fmt: skip
-
-
-def load_pipeline(model: str) -> SR3Pipeline:
-    """The float32 pipeline of a preset (random weights) or a folder, with the few-step sampler."""
-    if model in PRESETS:
-        torch.manual_seed(0)
-        pipe = SR3Pipeline(SR3UNet2DModel.from_preset(model), SR3Scheduler.from_preset(model))
-    else:
-        pipe = SR3Pipeline.from_pretrained(model)
-    pipe.scheduler = SR3DPMSolverScheduler.from_config(pipe.scheduler.config)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
 
 
 def make_variant(base: SR3Pipeline, variant: str) -> SR3Pipeline:
@@ -103,12 +87,6 @@ def parse_size(value: str) -> tuple:
 def size_label(size: tuple, scale: int = 1) -> str:
     height, width = size
     return f"{height * scale}" if height == width else f"{height * scale}x{width * scale}"
-
-
-def input_image(size: tuple) -> PIL.Image.Image:
-    """The bundled photo resized to `size` (height, width), bicubic; content does not change the timing."""
-    with PIL.Image.open(PHOTO) as photo:
-        return photo.convert("RGB").resize((size[1], size[0]), PIL.Image.BICUBIC)
 
 
 def psnr(image: torch.Tensor, reference: torch.Tensor) -> float:
@@ -148,12 +126,12 @@ def fmt_ratio(value: float) -> str:
 def variant_rows(model: str, base: SR3Pipeline, args) -> list:
     pipes = {variant: make_variant(base, variant) for variant in args.variants}
     rows = []
-    print(f"\n[{label(model)}] variants, {args.steps} DPM-Solver++ steps per call; "
+    print(f"\n[{model_label(model)}] variants, {args.steps} DPM-Solver++ steps per call; "
           "ratio = median s/step / fp32's; graphs = dynamo graphs compiled in the first call (later calls)")
     print(f"{'LR->HR':>16} {'variant':<22} {'1st call s':>10} {'graphs':>9} {'s/step':>8} {'ratio':>6} "
           f"{'PSNR vs fp32':>12}")
     for size in args.sizes:
-        image = input_image(size)
+        image = input_image(*size)
 
         def call_for(pipe, image):
             return lambda: pipe(image, num_inference_steps=args.steps, generator=torch.manual_seed(0),
@@ -182,7 +160,7 @@ def variant_rows(model: str, base: SR3Pipeline, args) -> list:
 
 
 def tile_batch_rows(model: str, base: SR3Pipeline, args) -> list:
-    image = input_image((args.tiled_size, args.tiled_size))
+    image = input_image(args.tiled_size, args.tiled_size)
     calls = {
         batch: (lambda batch=batch: base(image, num_inference_steps=args.tile_steps, generator=torch.manual_seed(0),
                                          output_type="pt", tile_size=args.tile_size, tile_batch_size=batch).images)
@@ -190,7 +168,7 @@ def tile_batch_rows(model: str, base: SR3Pipeline, args) -> list:
     }  # fmt: skip
     results = alternate(calls, args.repeats)
     output_size = args.tiled_size * base.config.scale
-    print(f"\n[{label(model)}] tile batching, fp32, {args.tiled_size}->{output_size} in {args.tile_size}-pixel tiles, "
+    print(f"\n[{model_label(model)}] tile batching, fp32, {args.tiled_size}->{output_size} in {args.tile_size}-pixel tiles, "
           f"{args.tile_steps} steps per call; "
           "ratio = s/step / s/step at tile_batch_size 1")
     rows = []
@@ -207,7 +185,7 @@ def tile_batch_rows(model: str, base: SR3Pipeline, args) -> list:
 
 def image_batch_rows(model: str, base: SR3Pipeline, args) -> list:
     size, count = args.sizes[0], args.image_batch
-    images = [input_image(size)] * count
+    images = [input_image(*size)] * count
 
     def batched():
         return base(images, num_inference_steps=args.steps, generator=torch.manual_seed(0), output_type="pt").images
@@ -219,7 +197,7 @@ def image_batch_rows(model: str, base: SR3Pipeline, args) -> list:
     results = alternate({"one call": batched, "one by one": one_by_one}, args.repeats)
     per_image = {name: result["median_s"] / count for name, result in results.items()}
     ratio = per_image["one call"] / per_image["one by one"]
-    print(f"\n[{label(model)}] image batching, fp32, {count} images "
+    print(f"\n[{model_label(model)}] image batching, fp32, {count} images "
           f"{size_label(size)}->{size_label(size, base.config.scale)}, "
           f"{args.steps} steps: "
           f"{per_image['one call']:.3f} s/image in one call, {per_image['one by one']:.3f} s/image one by one, "
@@ -227,10 +205,6 @@ def image_batch_rows(model: str, base: SR3Pipeline, args) -> list:
     return [dict(section="image_batch", model=model, size=list(size), images=count, steps=args.steps,
                  seconds_per_image_batched=per_image["one call"], seconds_per_image_single=per_image["one by one"],
                  ratio=ratio)]  # fmt: skip
-
-
-def label(model: str) -> str:
-    return model if model in PRESETS else Path(model).name or model
 
 
 def main():
@@ -260,10 +234,8 @@ def main():
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/speedups.json"))
     args = parser.parse_args()
 
-    models = args.model or ["sr3-64-256"] + ([str(DEFAULT_MODEL_FOLDER)] if DEFAULT_MODEL_FOLDER.is_dir() else [])
-    for model in models:
-        if model not in PRESETS and not Path(model).is_dir():
-            parser.error(f"--model {model!r} is neither a preset {PRESETS} nor a pipeline folder")
+    models = args.model or default_models()
+    check_models(parser, models)
     if "fp32" not in args.variants:
         args.variants = ["fp32"] + args.variants
     if args.threads:

@@ -18,8 +18,7 @@ from skimage import data as skimage_data
 
 from sr3_diffusers import SR3Pipeline, SR3Scheduler, SR3UNet2DModel
 from tests.test_data import make_photo_folder
-from tests.test_train_sr3 import free_port
-from tests.testing_utils import TINY_UNET_CONFIG, randomise_weights
+from tests.testing_utils import TINY_UNET_CONFIG, free_port, randomise_weights
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

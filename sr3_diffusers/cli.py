@@ -1,4 +1,7 @@
-"""`sr3-upscale`: upscale image files, folders and globs with an SR3 pipeline (also `python -m sr3_diffusers`)."""
+"""`sr3-upscale`: upscale image files, folders and globs with an SR3 pipeline (also `python -m sr3_diffusers`).
+
+Under `accelerate launch` or `torchrun` each process upscales its share of the planned images (`upscale_jobs`).
+"""
 
 import argparse
 import glob

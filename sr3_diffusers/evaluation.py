@@ -39,6 +39,12 @@ row from the PNG), and recomputes the set metrics and reports from the stored ou
 `--max_images` may grow between runs; a run whose data or model settings differ from those in `settings.json` is
 refused, so that outputs of two models are never mixed.
 
+Several processes (`accelerate launch -m sr3_diffusers.evaluation ...`, or `torchrun`): every process loads the model
+and the pairs; the main process owns `--output_dir` (settings, bicubic rows, what is pending), each process samples
+its share of the pending items (`distributed.batches_of_this_process`) and computes their per-image metrics, and the
+main process gathers, saves, computes the set metrics and writes the reports. The seeds are per image and sample, so
+the results are those of a single process.
+
 Example (the reference protocol, 100 ancestral steps, then the bicubic baseline alone):
 
     sr3-evaluate --model path/to/pipeline --data_dir photos/ --center_crop 256 --output_dir eval/sr3

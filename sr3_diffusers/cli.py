@@ -1,4 +1,7 @@
-"""`sr3-upscale`: upscale image files, folders and globs with an SR3 pipeline (also `python -m sr3_diffusers`)."""
+"""`sr3-upscale`: upscale image files, folders and globs with an SR3 pipeline (also `python -m sr3_diffusers`).
+
+Under `accelerate launch` or `torchrun` each process upscales its share of the planned images (`upscale_jobs`).
+"""
 
 import argparse
 import glob
@@ -10,8 +13,11 @@ from typing import List, Optional, Sequence, Tuple
 
 import PIL.Image
 import torch
+from accelerate import PartialState
+from accelerate.utils import broadcast_object_list, gather_object
 from tqdm.auto import tqdm
 
+from .distributed import batches_of_this_process, process_state
 from .pipelines import SHIPPED_MODEL, SR3Pipeline
 from .schedulers import SAMPLERS, check_sampler, scheduler_for_sampler
 
@@ -165,43 +171,65 @@ def save_atomically(image: PIL.Image.Image, target: Path) -> None:
 
 def upscale_main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_upscale_args(argv)
+    # One process, or one of several started by `accelerate launch` / `torchrun` (see `upscale_jobs`).
+    state = process_state(args.device)
     paths, problems = expand_inputs(args.inputs)
-    for problem in problems:
-        print(f"sr3-upscale: {problem}", file=sys.stderr)
+    if state.is_main_process:
+        for problem in problems:
+            print(f"sr3-upscale: {problem}", file=sys.stderr)
     if not paths:
-        print("sr3-upscale: nothing to upscale", file=sys.stderr)
+        if state.is_main_process:
+            print("sr3-upscale: nothing to upscale", file=sys.stderr)
         return 1
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    # Each process on its own device (cuda:<local rank> under a multi-GPU launch) unless --device says otherwise.
+    device = args.device or state.device
     pipe = SR3Pipeline.from_pretrained(args.model, dtype=DTYPES[args.dtype]).to(device)
     if pipe.device.type == "cpu":
         # oneDNN's channels-last convolutions: 15-23% faster on CPU, same output (benchmarks/README.md, speed-ups).
         pipe.unet.to(memory_format=torch.channels_last)
     if args.sampler is not None:
         pipe.scheduler = scheduler_for_sampler(pipe.scheduler.config, args.sampler, args.eta)
-    pipe.set_progress_bar_config(leave=False, desc="steps")
+    pipe.set_progress_bar_config(leave=False, desc="steps", disable=not state.is_main_process)
     scale = pipe.config.scale
 
-    jobs, planning_problems = plan_outputs(paths, args.output, scale, args.overwrite)
-    for problem in planning_problems:
-        print(f"sr3-upscale: {problem}", file=sys.stderr)
-    failures = len(problems) + len(planning_problems)
+    # The main process plans and every process takes its share of that plan: a process that planned for itself
+    # would find the outputs that a faster one had already written and refuse them as existing files.
+    jobs, planning_problems = [], []
+    if state.is_main_process:
+        jobs, planning_problems = plan_outputs(paths, args.output, scale, args.overwrite)
+        for problem in planning_problems:
+            print(f"sr3-upscale: {problem}", file=sys.stderr)
+    jobs, planning_failures = broadcast_object_list([jobs, len(planning_problems)])
+    failures = upscale_jobs(pipe, jobs, args, state)
+    return report_failures(state, len(problems) + planning_failures, failures, len(jobs))
 
-    batch: List[Tuple[Path, Path, PIL.Image.Image]] = []
-    with tqdm(total=len(jobs), desc="images", unit="image") as progress:
-        for index, (path, target) in enumerate(jobs):
+
+def upscale_jobs(pipe: SR3Pipeline, jobs: List[Tuple[Path, Path]], args, state: PartialState) -> int:
+    """Upscale this process's share of the planned `(input, output)` jobs in batches of `--batch-size` (all of them
+    in a single process; `distributed.batches_of_this_process`); return this process's number of failed images."""
+    failures = 0
+    for share in batches_of_this_process(state, jobs, args.batch_size):
+        batch: List[Tuple[Path, Path, PIL.Image.Image]] = []
+        for path, target in share:
             try:
                 batch.append((path, target, read_image(path)))
             except (OSError, ValueError, PIL.Image.DecompressionBombError) as error:
                 tqdm.write(f"sr3-upscale: {path}: cannot read image ({error}); skipped", file=sys.stderr)
                 failures += 1
-                progress.update(1)
-            is_last = index == len(jobs) - 1
-            if batch and (len(batch) == args.batch_size or is_last):
-                failures += upscale_batch(pipe, batch, args)
-                progress.update(len(batch))
-                batch = []
-    return 1 if failures else 0
+        if batch:
+            failures += upscale_batch(pipe, batch, args)
+    return failures
+
+
+def report_failures(state: PartialState, planning_failures: int, failures: int, num_jobs: int) -> int:
+    """The exit status of every process: 1 if an input could not be planned or an image failed on any process, else
+    0; with several processes the main process also says how many images failed on each one."""
+    per_process = gather_object([failures])  # every process's count, on every process
+    if state.num_processes > 1 and state.is_main_process and sum(per_process):
+        counts = ", ".join(f"process {index}: {count}" for index, count in enumerate(per_process))
+        print(f"sr3-upscale: {sum(per_process)} of {num_jobs} images failed ({counts})", file=sys.stderr)
+    return 1 if planning_failures or sum(per_process) else 0
 
 
 def upscale_batch(pipe: SR3Pipeline, batch: List[Tuple[Path, Path, PIL.Image.Image]], args) -> int:

@@ -39,6 +39,12 @@ row from the PNG), and recomputes the set metrics and reports from the stored ou
 `--max_images` may grow between runs; a run whose data or model settings differ from those in `settings.json` is
 refused, so that outputs of two models are never mixed.
 
+Several processes (`accelerate launch -m sr3_diffusers.evaluation ...`, or `torchrun`): every process loads the model
+and the pairs; the main process owns `--output_dir` (settings, bicubic rows, what is pending), each process samples
+its share of the pending items (`distributed.batches_of_this_process`) and computes their per-image metrics, and the
+main process gathers, saves, computes the set metrics and writes the reports. The seeds are per image and sample, so
+the results are those of a single process.
+
 Example (the reference protocol, 100 ancestral steps, then the bicubic baseline alone):
 
     sr3-evaluate --model path/to/pipeline --data_dir photos/ --center_crop 256 --output_dir eval/sr3
@@ -64,6 +70,8 @@ import datasets
 import numpy as np
 import PIL.Image
 import torch
+from accelerate import PartialState
+from accelerate.utils import broadcast_object_list, gather_object
 from tqdm.auto import tqdm
 
 from .data import (
@@ -77,6 +85,7 @@ from .data import (
     sample_seed,
     usable_images,
 )
+from .distributed import batches_of_this_process, process_state
 from .image_processing import upsample_bicubic
 from .metrics.consistency.consistency import Consistency
 from .metrics.fid.fid import diagonal_frechet_distance, frechet_distance
@@ -122,6 +131,11 @@ OUTPUTS_DIR_NAME = "sr"
 
 class EvaluationError(ValueError):
     """A problem with the user's input, reported by `main` as one line."""
+
+
+class MainProcessError(EvaluationError):
+    """The main process's `EvaluationError`, raised on every process of a multi-process run; the main process reports
+    it once."""
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -446,56 +460,89 @@ def run_evaluation(
     """
     if num_samples < 1 or batch_size < 1:
         raise EvaluationError(f"num_samples and batch_size must be at least 1, got {num_samples} and {batch_size}.")
+    state = process_state(device)
     store = ResultStore(Path(output_dir))
     steps = resolve_steps(pipe, num_inference_steps) if pipe is not None else None
-    settings_model = model_settings(pipe, steps, seed) if pipe is not None else None
-    store.open({"data": {**data_settings, "scale": scale, "crop_border": crop_border}, "model": settings_model})
     order = {pair.image_id: index for index, pair in enumerate(pairs)}
     metrics = PairMetrics(scale, crop_border)
 
-    # 1. The bicubic baseline (cheap; its rows are kept for resumed runs all the same).
-    missing = [pair for pair in pairs if (pair.image_id, BICUBIC, 0) not in store.rows]
-    for pair in tqdm(missing, desc="bicubic", unit="image", disable=not missing):
-        values = metrics(bicubic_upscale(pair.low_res, scale), pair.high_res, pair.low_res)
-        store.rows[(pair.image_id, BICUBIC, 0)] = _row(pair, BICUBIC, 0, None, None, values)
-    store.save(order)
+    def prepare() -> List[Tuple[int, int]]:
+        """Open the store, make the bicubic rows and the rows missing beside stored PNGs; return the pending
+        (pair index, sample) items."""
+        settings_model = model_settings(pipe, steps, seed) if pipe is not None else None
+        store.open({"data": {**data_settings, "scale": scale, "crop_border": crop_border}, "model": settings_model})
 
-    # 2. The pipeline, on the (image, sample) items without an output PNG; rows rebuilt from PNGs where missing.
-    if pipe is not None:
+        # 1. The bicubic baseline (cheap; its rows are kept for resumed runs all the same).
+        missing = [pair for pair in pairs if (pair.image_id, BICUBIC, 0) not in store.rows]
+        for pair in tqdm(missing, desc="bicubic", unit="image", disable=not missing):
+            values = metrics(bicubic_upscale(pair.low_res, scale), pair.high_res, pair.low_res)
+            store.rows[(pair.image_id, BICUBIC, 0)] = _row(pair, BICUBIC, 0, None, None, values)
+        store.save(order)
+
+        # 2. The (image, sample) items without an output PNG are pending; rows are rebuilt from PNGs where missing.
         pending = []
-        for pair in pairs:
+        for index, pair in enumerate(pairs if pipe is not None else []):
             for sample in range(num_samples):
                 if not store.has_output(pair.image_id, sample):
-                    pending.append((pair, sample))
+                    pending.append((index, sample))
                 elif (pair.image_id, SR3, sample) not in store.rows:
                     output = store.read_output(pair.image_id, sample)
                     seed_value = sample_seed(seed, sample, pair.image_id)
                     row = _row(pair, SR3, sample, seed_value, None, metrics(output, pair.high_res, pair.low_res))
                     store.rows[(pair.image_id, SR3, sample)] = row
         store.save(order)
-        _run_pipeline(pipe, pending, steps, seed, batch_size, store, metrics, order)
+        return pending
 
+    def finish() -> Dict:
+        """Compute the set metrics, write the reports and return the summary."""
+        summary = summarize(
+            pairs,
+            store,
+            pipe is not None,
+            num_samples,
+            scale,
+            fid,
+            inception_weights,
+            feature_extractor,
+            classifier,
+            device,
+        )
+        summary["settings"] = json.loads((store.output_dir / SETTINGS_NAME).read_text())
+        summary["settings"]["num_samples"] = num_samples if pipe is not None else None
+        summary["data_report"] = report.summary() if report is not None else f"{len(pairs)} images"
+        summary["skipped"] = dict(report.skipped) if report is not None else {}
+        summary["title"] = _default_title(summary["settings"], len(pairs))
+        write_atomically(store.output_dir / SUMMARY_JSON_NAME, json.dumps(summary, indent=2) + "\n")
+        write_atomically(store.output_dir / SUMMARY_MD_NAME, markdown_report(summary))
+        return summary
+
+    # The main process owns the folder; the other processes (`accelerate launch`) only sample their share.
+    pending = [(pairs[index], sample) for index, sample in on_main_process(state, prepare)]
+    if pipe is not None:
+        _run_pipeline(pipe, pending, steps, seed, batch_size, store, metrics, order, state)
     # 3. Set metrics and the reports.
-    summary = summarize(
-        pairs,
-        store,
-        pipe is not None,
-        num_samples,
-        scale,
-        fid,
-        inception_weights,
-        feature_extractor,
-        classifier,
-        device,
-    )
-    summary["settings"] = json.loads((store.output_dir / SETTINGS_NAME).read_text())
-    summary["settings"]["num_samples"] = num_samples if pipe is not None else None
-    summary["data_report"] = report.summary() if report is not None else f"{len(pairs)} images"
-    summary["skipped"] = dict(report.skipped) if report is not None else {}
-    summary["title"] = _default_title(summary["settings"], len(pairs))
-    write_atomically(store.output_dir / SUMMARY_JSON_NAME, json.dumps(summary, indent=2) + "\n")
-    write_atomically(store.output_dir / SUMMARY_MD_NAME, markdown_report(summary))
-    return summary
+    return on_main_process(state, finish)
+
+
+def on_main_process(state: PartialState, function: Callable, then_on_the_others: bool = False):
+    """Run `function` on the main process and return its result on every process: the main process's result, or with
+    `then_on_the_others` each process's own, run once the main process has finished (to fill a cache first, say).
+
+    A user error that `function` raises on the main process (`EvaluationError`, `FileNotFoundError`) is raised on
+    every process as a `MainProcessError`, so that every process exits with it and the others skip the work.
+    """
+    result, error = None, None
+    if state.is_main_process:
+        try:
+            result = function()
+        except (EvaluationError, FileNotFoundError) as raised:
+            error = _one_line(raised)
+    shared_result, error = broadcast_object_list([None if then_on_the_others else result, error])
+    if error is not None:
+        raise MainProcessError(error)
+    if state.is_main_process:
+        return result
+    return function() if then_on_the_others else shared_result
 
 
 def _row(pair: EvaluationPair, method: str, sample: int, seed: Optional[int], seconds: Optional[float], values: Dict):
@@ -510,19 +557,14 @@ def _row(pair: EvaluationPair, method: str, sample: int, seed: Optional[int], se
     }
 
 
-def _run_pipeline(pipe, pending, steps, seed, batch_size, store, metrics, order) -> None:
-    """Upscale the pending (pair, sample) items in batches of same-size inputs; save each PNG, then its row."""
-    pipe.set_progress_bar_config(leave=False, desc="steps")
-    batches, batch = [], []
-    for item in pending:
-        if batch and (len(batch) == batch_size or batch[-1][0].low_res.shape != item[0].low_res.shape):
-            batches.append(batch)
-            batch = []
-        batch.append(item)
-    if batch:
-        batches.append(batch)
-    with tqdm(total=len(pending), desc="images", unit="image") as progress:
-        for batch in batches:
+def _run_pipeline(pipe, pending, steps, seed, batch_size, store, metrics, order, state) -> None:
+    """Upscale the pending (pair, sample) items in batches of same-size inputs, each process its share
+    (`distributed.batches_of_this_process`); the main process gathers the outputs and rows of every batch and saves
+    each PNG, then its row."""
+    pipe.set_progress_bar_config(leave=False, desc="steps", disable=not state.is_main_process)
+    for batch in batches_of_this_process(state, pending, batch_size, key=lambda item: item[0].low_res.shape):
+        results = []
+        if batch:
             seeds = [sample_seed(seed, sample, pair.image_id) for pair, sample in batch]
             low_res = to_float(np.stack([pair.low_res for pair, _ in batch]))
             start = time.perf_counter()
@@ -534,11 +576,14 @@ def _run_pipeline(pipe, pending, steps, seed, batch_size, store, metrics, order)
             ).images
             seconds = (time.perf_counter() - start) / len(batch)
             for (pair, sample), seed_value, output in zip(batch, seeds, to_uint8(upscaled)):
-                save_png_atomically(output, store.output_path(pair.image_id, sample))
                 values = metrics(output, pair.high_res, pair.low_res)
-                store.rows[(pair.image_id, SR3, sample)] = _row(pair, SR3, sample, seed_value, seconds, values)
+                results.append((pair.image_id, sample, output, _row(pair, SR3, sample, seed_value, seconds, values)))
+        results = gather_object(results)  # a collective: every process takes part, with or without a batch
+        if state.is_main_process:
+            for image_id, sample, output, row in results:
+                save_png_atomically(output, store.output_path(image_id, sample))
+                store.rows[(image_id, SR3, sample)] = row
             store.save(order)
-            progress.update(len(batch))
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -915,22 +960,27 @@ def _one_line(error: BaseException) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
+    # One process, or one of several started by `accelerate launch` / `torchrun`, each on its own device (cuda:<local
+    # rank> under a multi-GPU launch) unless --device says otherwise; see `run_evaluation`.
+    state = process_state(args.device)
+    device = args.device or str(state.device)
     try:
         pipe = None
         if args.model is not None:
-            pipe = load_pipeline(args.model, args.device, args.dtype)
+            pipe = load_pipeline(args.model, device, args.dtype)
             if args.scale is not None and args.scale != pipe.config.scale:
                 raise EvaluationError(f"--scale {args.scale} differs from the pipeline's scale {pipe.config.scale}.")
             args.scale = pipe.config.scale
             use_sampler(pipe, args.sampler, args.eta)
             resolve_steps(pipe, args.num_inference_steps)
-        dataset, data_settings, root = load_dataset_from_args(args)
+        # The main process fills the `datasets` cache, then the others read it.
+        dataset, data_settings, root = on_main_process(state, lambda: load_dataset_from_args(args), True)
         pairs, report = load_pairs(
             dataset, args.scale, args.center_crop, args.image_column, args.crop_border, args.max_images, root
         )
-        print(f"{PROG}: {report.summary()}", file=sys.stderr)
+        if state.is_main_process:
+            print(f"{PROG}: {report.summary()}", file=sys.stderr)
         classifier = torch.jit.load(args.classifier, map_location="cpu").eval() if args.classifier else None
-        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
         if classifier is not None:
             classifier = classifier.to(device)
         summary = run_evaluation(
@@ -951,8 +1001,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             report=report,
         )
     except (EvaluationError, FileNotFoundError) as error:
-        print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
+        if state.is_main_process:
+            print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
+        elif not isinstance(error, MainProcessError):
+            print(f"{PROG}: error (process {state.process_index}): {_one_line(error)}", file=sys.stderr)
         return 2
+    if not state.is_main_process:
+        return 0
     print(markdown_report(summary))
     print(
         f"{PROG}: wrote {Path(args.output_dir) / SUMMARY_MD_NAME}, {SUMMARY_JSON_NAME} and {CSV_NAME}", file=sys.stderr

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from safetensors.torch import load_file
 
 from sr3_diffusers import SR3Pipeline
 from tests.test_data import make_photo_folder
-from tests.testing_utils import TINY_UNET_CONFIG
+from tests.testing_utils import TINY_UNET_CONFIG, free_port
 
 
 pytest.importorskip("skimage")
@@ -80,12 +79,6 @@ def data_args(folders, output_dir, *extra):
         *TINY_ARGS,
         *extra,
     ]  # fmt: skip
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def launch_command(num_processes=1):

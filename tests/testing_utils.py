@@ -1,4 +1,6 @@
-"""Shared helpers for the tests: tiny configs and weight randomisation."""
+"""Shared helpers for the tests: tiny configs, weight randomisation and free ports."""
+
+import socket
 
 import torch
 
@@ -13,3 +15,10 @@ def randomise_weights(model, seed=0, std=0.1):
         for parameter in model.parameters():
             parameter.copy_(torch.randn(parameter.shape, generator=generator) * std)
     return model
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that no one listens on now (for a launcher's rendezvous or a test server)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

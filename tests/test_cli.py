@@ -63,8 +63,8 @@ def test_same_seed_same_output_whatever_the_batch(model_dir, photos, tmp_path):
 
 
 def test_ddim_sampler_gives_the_pipelines_ddim_output_every_time(tiny_pipeline, model_dir, photos, tmp_path):
-    # On the CPU, where the expected output below is computed, even if a GPU is visible.
-    args = [photos / "camera.png", "--model", model_dir, "--num-inference-steps", "2", "--device", "cpu"]
+    # On the CPU, where the expected output below is computed, even if a GPU is visible; RGB, as the pipeline gives.
+    args = [photos / "camera.png", "--model", model_dir, "--num-inference-steps", "2", "--device", "cpu", "--grey-to-rgb"]
     assert upscale(*args, "--sampler", "ddim", "-o", tmp_path / "ddim.png") == 0
     assert upscale(*args, "--sampler", "ddim", "-o", tmp_path / "ddim_again.png") == 0
     assert upscale(*args, "-o", tmp_path / "own_scheduler.png") == 0

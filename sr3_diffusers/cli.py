@@ -46,8 +46,8 @@ class CommandError(Exception):
 def parse_upscale_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="sr3-upscale",
-        description="Upscale images with SR3 (super-resolution by iterative refinement). Keeps each file's orientation, "
-        "colour profile, EXIF, DPI, transparency, 16-bit greyscale and greyscale.",
+        description="Upscale images with SR3 (super-resolution by iterative refinement). Keeps each file's "
+        "orientation, colour profile, EXIF, DPI, transparency, 16-bit greyscale and greyscale.",
         epilog="Exit status: 0 when every image was written, otherwise the number of inputs that were not (at most "
         f"{MAX_EXIT_STATUS}); every failure is one line on stderr and never stops the others. Flags may be spelled "
         "with - or _ (--tile-size or --tile_size).",
@@ -73,7 +73,7 @@ def parse_upscale_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespa
         help="Format of outputs in a folder, of the default outputs and of {ext} in a pattern (default: png).",
     )
     parser.add_argument(
-        "--quality", type=int, default=None, help="JPEG and WebP quality, 1-100 (default 95); PNG and TIFF are lossless."
+        "--quality", type=int, default=None, help="JPEG and WebP quality, 1-100 (default 95); PNG and TIFF are lossless"
     )
     parser.add_argument(
         "--outscale",
@@ -177,7 +177,7 @@ def output_suffix(output: str, ext: Optional[str]) -> str:
                 f"-o {output}: unknown placeholder {{{missing.args[0]}}}; use {{dir}}, {{stem}}, {{scale}} and {{ext}}"
             ) from None
         except (ValueError, IndexError) as error:
-            raise ValueError(f"-o {output}: not a valid pattern ({error}); write a literal brace as {{{{ or }}}}") from None
+            raise ValueError(f"-o {output}: not a valid pattern ({error}); write a literal brace twice") from None
         names_its_extension = "{ext}" not in output
     elif _names_a_folder(output):
         return f".{ext or 'png'}"
@@ -201,8 +201,8 @@ def format_scale(scale: float) -> str:
 
 def expand_inputs(inputs: Sequence[str]) -> Tuple[List[Path], List[str], List[Path]]:
     """Resolve files, folders and globs to image paths (sorted, without duplicates); also return the problems and the
-    earlier outputs that folders and globs held (files named `{stem}_x{scale}` beside an image named `{stem}`), which are
-    left out. A file named on the command line is always kept."""
+    earlier outputs that folders and globs held (files named `{stem}_x{scale}` beside an image named `{stem}`),
+    which are left out. A file named on the command line is always kept."""
     paths, problems, earlier_outputs = [], [], []
     for item in inputs:
         if os.path.isdir(item):
@@ -363,7 +363,9 @@ def load_pipeline(model: str, dtype: str, allow_pickle: bool, device: torch.devi
             "(offline or HF_HUB_OFFLINE=1); download it once while online, or pass a local folder"
         ) from None
     except RepositoryNotFoundError:
-        raise CommandError(f"--model {model}: no such Hub repo (check the id; a private one needs `hf auth login`)") from None
+        raise CommandError(
+            f"--model {model}: no such Hub repo (check the id; a private one needs `hf auth login`)"
+        ) from None
     except Exception as error:  # config, weights and Hub errors come in many types
         raise CommandError(f"--model {model} cannot be loaded: {type(error).__name__}: {_one_line(error)}") from None
     try:
@@ -448,12 +450,16 @@ def tile_size_for(pipe: SR3Pipeline, files: List[ImageFile], args, notices: Set[
     needed = estimate_sampling_memory(pipe.unet.config, height, width, len(files), pipe.unet.dtype)
     if needed <= budget:
         return None
-    sizes = f"a {width}x{height} output needs about {needed / 2**30:.1f} GiB untiled, {available / 2**30:.1f} GiB is free"
+    sizes = (
+        f"a {width}x{height} output needs about {needed / 2**30:.1f} GiB untiled, {available / 2**30:.1f} GiB is free"
+    )
     tile_size = choose_tile_size(
         pipe.unet.config, height, width, budget, len(files), pipe.unet.dtype, args.tile_batch_size
     )
     if tile_size is None:
-        raise MemoryError(f"{sizes} on {pipe.device} and even small tiles do not fit; free memory or lower --batch-size")
+        raise MemoryError(
+            f"{sizes} on {pipe.device}, and even a --tile-size of 32 would not fit; free memory or lower --batch-size"
+        )
     if "tiling" not in notices:
         notices.add("tiling")
         tqdm.write(

@@ -71,7 +71,7 @@ class ImageFile:
 
 
 def read_image_file(path: os.PathLike) -> ImageFile:
-    """Read an image file for upscaling (see [`ImageFile`]); raises `OSError` or `ValueError` for files it cannot use."""
+    """Read an image file for upscaling (see [`ImageFile`]); `OSError` or `ValueError` for files it cannot use."""
     with PIL.Image.open(path) as image:
         image.load()
         icc_profile = image.info.get("icc_profile") or None
@@ -151,12 +151,16 @@ def write_image_file(
     notes = []
     is_greyscale = pixels.ndim == 2
     if alpha is not None and file_format not in _ALPHA_FORMATS:
-        notes.append(f"{file_format} has no alpha channel, so the transparency is dropped; write .png, .webp or .tiff to keep it")
+        notes.append(
+            f"{file_format} has no alpha channel, so the transparency is dropped; write .png, .webp or .tiff to keep it"
+        )
         alpha = None
     bits = source.bits
     if bits == 16 and (file_format not in _SIXTEEN_BIT_FORMATS or not is_greyscale or alpha is not None):
         bits = 8
-        notes.append(f"the input has 16 bits per sample but this {file_format} output holds 8; write .png or .tiff to keep 16")
+        notes.append(
+            f"the input has 16 bits per sample but this {file_format} output holds 8; write .png or .tiff to keep 16"
+        )
     if bits == 16:
         image = PIL.Image.fromarray(_quantise(pixels, 16))  # mode I;16
     else:

@@ -8,12 +8,14 @@ in the first ResBlocks of the up path at full resolution:
   `layers_per_block` ResBlocks and of its downsampler, each at 1 / 4^d of the pixels;
 - the working set of an up-path ResBlock: its input (the upsampled features concatenated with a skip), GroupNorm and
   SiLU copies of it (3 tensors), and its conv, shortcut and sum (3 tensors of the block's channels);
-- self-attention scores, `heads x N^2` per image for the N positions of each attention depth (the mid block's at the
-  deepest), which are what make large untiled images explode;
+- the input and output ends (sample, condition, their concatenation; GroupNorm, SiLU and `conv_out`).
+Self-attention adds no `N^2` term: `scaled_dot_product_attention` runs blockwise (flash attention) on CPU and CUDA,
+so an attention layer costs about what a ResBlock does at its depth;
 - the pipeline's own full-canvas float32 tensors (sample, condition, noise prediction, step outputs, noise: 8 x 3).
 
-Checked against the shipped model on CPU: 457 bytes/pixel measured for a 1024x1024 forward pass (peak RSS),
-485 estimated; `python benchmarks/untiled_memory.py` prints both for a few sizes.
+Checked against the shipped model's untiled 1-step pipeline call on CPU (peak RSS growth, `python
+benchmarks/memory_estimate.py`): 558 MiB measured vs 588 MiB estimated at 512x512, 1899 vs 2354 MiB at 1024x1024; for
+the tiny test UNet 673-705 bytes/pixel measured vs 692 estimated. It errs on the high side, as a fit check should.
 """
 
 import os
@@ -54,6 +56,8 @@ def estimate_sampling_memory(
     layers = unet_config.layers_per_block
     last = len(channels) - 1
 
+    # The ends: sample, condition and their concatenation going in; GroupNorm, SiLU and conv_out coming out.
+    end_floats = 3 + 3 + 6 + 2 * channels[0] + 3
     skip_floats = channels[0]  # conv_in
     working_floats = 0.0
     for depth, depth_channels in enumerate(channels):
@@ -64,12 +68,7 @@ def estimate_sampling_memory(
         working_floats = max(working_floats, (3 * (upsampled_channels + depth_channels) + 3 * depth_channels) / shrink)
     unet_pixels = height * width * batch_size
     element_size = torch.empty((), dtype=dtype).element_size()
-    unet_bytes = (skip_floats + working_floats) * unet_pixels * element_size
-
-    attention_depths = set(unet_config.attention_depths) | ({last} if unet_config.mid_block_attention else set())
-    for depth in attention_depths:
-        positions = height * width // 4**depth
-        unet_bytes += unet_config.num_attention_heads * positions**2 * batch_size * element_size
+    unet_bytes = (end_floats + skip_floats + working_floats) * unet_pixels * element_size
 
     return int(unet_bytes + _PIPELINE_CANVAS_FLOATS * canvas_pixels * 4)
 

@@ -37,7 +37,9 @@ def test_sr3_evaluate_takes_dash_flags(tmp_path):
 
 
 def test_train_sr3_takes_dash_flags(tmp_path):
-    args = train_sr3.parse_args(["--train-data-dir", str(tmp_path), "--learning-rate", "3e-4", "--max-train-steps", "5"])
+    args = train_sr3.parse_args(
+        ["--train-data-dir", str(tmp_path), "--learning-rate", "3e-4", "--max-train-steps", "5"]
+    )
     assert (args.train_data_dir, args.learning_rate, args.max_train_steps) == (str(tmp_path), 3e-4, 5)
 
 

@@ -67,7 +67,8 @@ def main():
         command = [sys.executable, __file__, "--child", args.model, side, tile]
         result = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
         measured, estimated = result["measured_bytes"] / 2**20, result["estimated_bytes"] / 2**20
-        print(f"{side + 'x' + side:>10} {tile:>5} {measured:>13.0f} {estimated:>14.0f} {estimated / measured:>18.2f}", flush=True)
+        row = f"{side + 'x' + side:>10} {tile:>5} {measured:>13.0f} {estimated:>14.0f} {estimated / measured:>18.2f}"
+        print(row, flush=True)
 
 
 if __name__ == "__main__":

@@ -139,7 +139,7 @@ def parse_upscale_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespa
         help="Run the UNet on overlapping tiles of this many output pixels (a multiple of the UNet's downsampling, "
         "e.g. 256) so that large images fit in memory; tiles share one canvas, so there are no seams. "
         "Default: whole images, or tiles chosen automatically when the memory an image needs untiled (estimated "
-        f"before sampling) exceeds {MEMORY_HEADROOM:.0%} of the device's free memory.",
+        f"before sampling) exceeds {MEMORY_HEADROOM * 100:.0f}%% of the device's free memory.",  # %%: argparse's %
     )
     parser.add_argument("--tile-overlap", type=int, default=None, help="Tile overlap in output pixels (default: a quarter tile).")
     parser.add_argument("--tile-batch-size", type=int, default=1, help="Tiles per UNet call (faster, more memory).")

@@ -47,3 +47,15 @@ def test_an_unknown_flag_is_still_an_error(capsys):
     with pytest.raises(SystemExit):
         parse_upscale_args(["photo.png", "--tile_sise", "64"])
     assert "unrecognized arguments: --tile_sise" in capsys.readouterr().err
+
+
+def test_each_commands_help_renders_and_shows_the_declared_spelling(capsys):
+    for parse, declared, alias in (
+        (parse_upscale_args, "--tile-size TILE_SIZE", "--tile_size TILE_SIZE"),
+        (evaluation.parse_args, "--data_dir DATA_DIR", "--data-dir DATA_DIR"),
+        (train_sr3.parse_args, "--train_data_dir TRAIN_DATA_DIR", "--train-data-dir TRAIN_DATA_DIR"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            parse(["--help"])
+        help_text = capsys.readouterr().out
+        assert exit_info.value.code == 0 and declared in help_text and alias not in help_text

@@ -10,7 +10,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence, Set, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import torch
@@ -204,6 +204,7 @@ def expand_inputs(inputs: Sequence[str]) -> Tuple[List[Path], List[str], List[Pa
     earlier outputs that folders and globs held (files named `{stem}_x{scale}` beside an image named `{stem}`),
     which are left out. A file named on the command line is always kept."""
     paths, problems, earlier_outputs = [], [], []
+    image_stems = {}  # folder -> the stems of its images, listed once per folder
     for item in inputs:
         if os.path.isdir(item):
             found = sorted(p for p in Path(item).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
@@ -216,20 +217,20 @@ def expand_inputs(inputs: Sequence[str]) -> Tuple[List[Path], List[str], List[Pa
             if not found:
                 problems.append(f"{item}: no such file, folder or matching glob")
         if not os.path.isfile(item):
-            earlier = [path for path in found if _is_earlier_output(path)]
+            earlier = [path for path in found if _is_earlier_output(path, image_stems)]
             earlier_outputs.extend(path for path in earlier if path not in earlier_outputs)
             found = [path for path in found if path not in earlier]
         paths.extend(path for path in found if path not in paths)
     return paths, problems, earlier_outputs
 
 
-def _is_earlier_output(path: Path) -> bool:
+def _is_earlier_output(path: Path, image_stems: Dict[Path, Set[str]]) -> bool:
     match = EARLIER_OUTPUT_STEM.match(path.stem)
     if match is None:
         return False
-    return any(
-        sibling.stem == match["stem"] and sibling.suffix.lower() in IMAGE_SUFFIXES for sibling in path.parent.iterdir()
-    )
+    if path.parent not in image_stems:
+        image_stems[path.parent] = {p.stem for p in path.parent.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    return match["stem"] in image_stems[path.parent]
 
 
 def output_path_for(input_path: Path, output: str, scale: str, ext: Optional[str], single_input: bool) -> Path:

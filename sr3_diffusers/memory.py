@@ -8,14 +8,16 @@ in the first ResBlocks of the up path at full resolution:
   `layers_per_block` ResBlocks and of its downsampler, each at 1 / 4^d of the pixels;
 - the working set of an up-path ResBlock: its input (the upsampled features concatenated with a skip), GroupNorm and
   SiLU copies of it (3 tensors), and its conv, shortcut and sum (3 tensors of the block's channels);
-- the input and output ends (sample, condition, their concatenation; GroupNorm, SiLU and `conv_out`).
-Self-attention adds no `N^2` term: `scaled_dot_product_attention` runs blockwise (flash attention) on CPU and CUDA,
-so an attention layer costs about what a ResBlock does at its depth;
+- the input and output ends (sample, condition, their concatenation; GroupNorm, SiLU and `conv_out`);
 - the pipeline's own full-canvas float32 tensors (sample, condition, noise prediction, step outputs, noise: 8 x 3).
 
-Checked against the shipped model's untiled 1-step pipeline call on CPU (peak RSS growth, `python
-benchmarks/memory_estimate.py`): 558 MiB measured vs 588 MiB estimated at 512x512, 1899 vs 2354 MiB at 1024x1024; for
-the tiny test UNet 673-705 bytes/pixel measured vs 692 estimated. It errs on the high side, as a fit check should.
+Self-attention adds no `N^2` term: `scaled_dot_product_attention` runs blockwise (flash attention) on CPU and CUDA, so
+an attention layer costs about what a ResBlock does at its depth.
+
+Checked against the shipped model's 1-step pipeline call on CPU (peak RSS growth; `python
+benchmarks/memory_estimate.py`): 558 MiB measured vs 588 MiB estimated at 512x512, 1899 vs 2354 MiB at 1024x1024, and
+212 vs 237 MiB at 1024x1024 in 256-pixel tiles; for the tiny test UNet, 673-705 bytes/pixel measured vs 692
+estimated. It errs on the high side, as a fit check should.
 """
 
 import os

@@ -48,6 +48,7 @@ from tqdm.auto import tqdm
 import sr3_diffusers
 from sr3_diffusers import SR3Pipeline, SR3PredictorModel, SR3Scheduler, SR3UNet2DModel
 from sr3_diffusers.data import load_image_dataset, load_validation_pairs, prepare_train_dataset
+from sr3_diffusers.flags import accept_either_spelling
 from sr3_diffusers.image_processing import denormalize, normalize, upsample_bicubic
 from sr3_diffusers.models import SR3_UNET_PRESETS
 from sr3_diffusers.schedulers import PREDICTION_TYPES, SR3_SCHEDULER_PRESETS
@@ -368,7 +369,7 @@ def parse_args(argv=None):
         "--license", type=str, default="apache-2.0", help="The license written in the model card's metadata."
     )
 
-    args = parser.parse_args(argv)
+    args = accept_either_spelling(parser).parse_args(argv)
     _check_args(parser, args)
     return args
 

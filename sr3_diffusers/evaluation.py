@@ -86,6 +86,7 @@ from .data import (
     usable_images,
 )
 from .distributed import batches_of_this_process, process_state
+from .flags import accept_either_spelling
 from .image_processing import upsample_bicubic
 from .metrics.consistency.consistency import Consistency
 from .metrics.fid.fid import diagonal_frechet_distance, frechet_distance
@@ -894,7 +895,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help="TorchScript classifier for the Inception Score: float32 "
         "(n, 3, 299, 299) in (x - 128) / 128 -> (n, K) logits. Without it IS is n/a.",
     )
-    args = parser.parse_args(argv)
+    args = accept_either_spelling(parser).parse_args(argv)
 
     if args.bicubic_only == (args.model is not None):
         parser.error("pass --model PATH_OR_HUB_ID, or --bicubic_only (not both).")

@@ -149,15 +149,28 @@ def _array_to_chw(array: np.ndarray) -> torch.Tensor:
     return _tensor_to_rgb(tensor, channels_dim_hint="numpy (H, W, C)")
 
 
+def _integers_to_unit_range(tensor: torch.Tensor) -> torch.Tensor:
+    """An integer image as float32 in [0, 1], divided by its dtype's largest value (scikit-image's `img_as_float`).
+
+    uint8 by 255, uint16 by 65535, uint32 by 2^32 - 1; signed types by their positive range (int8 by 127, int16 by
+    32767, ...), whose negative values are no image levels and are refused. The largest value is read in float64,
+    since torch has no `max` for the unsigned types beyond uint8.
+    """
+    peak = torch.iinfo(tensor.dtype).max
+    values = tensor.double() if tensor.element_size() >= 4 else tensor.float()
+    if tensor.numel() and values.min() < 0:
+        raise ValueError(
+            f"Integer images are levels in [0, {peak}] for their dtype {tensor.dtype}, got a minimum of"
+            f" {values.min().item():.0f}; shift or clip the image to non-negative levels, or pass floats in [0, 1]."
+        )
+    return (values / peak).float()
+
+
 def _tensor_to_rgb(tensor: torch.Tensor, channels_dim_hint: str) -> torch.Tensor:
     """A `(C, H, W)` tensor of any dtype as a float32 `(3, H, W)` tensor in [0, 1]."""
     if tensor.dtype == torch.bool or tensor.is_complex():
         raise TypeError(f"Image values must be real numbers, got dtype {tensor.dtype}.")
-    if not tensor.is_floating_point():
-        # uint8 images are 8-bit; other integer types (uint16 PNGs, int32 from PIL) are 16-bit when they exceed 255.
-        is_16_bit = tensor.dtype == torch.uint16 or (tensor.dtype != torch.uint8 and tensor.numel() and tensor.max() > 255)
-        tensor = tensor.float() / (65535.0 if is_16_bit else 255.0)
-    tensor = tensor.float()
+    tensor = _integers_to_unit_range(tensor) if not tensor.is_floating_point() else tensor.float()
     channels = tensor.shape[0]
     if channels == 1:
         tensor = tensor.expand(3, -1, -1)
@@ -186,7 +199,8 @@ def to_rgb_tensors(image: ImageInput) -> List[torch.Tensor]:
 
     Accepts a PIL image (any mode: grey, RGBA and 16-bit are converted to RGB), a numpy array `(H, W)`, `(H, W, C)`
     or a batch `(B, H, W, C)`, a torch tensor `(C, H, W)` or a batch `(B, C, H, W)`, or a list of these. Integer
-    arrays are rescaled by their range (uint8 by 255, uint16 by 65535); float arrays must already be in [0, 1].
+    arrays are rescaled by their dtype's range (uint8 by 255, uint16 by 65535, int8 by 127...; negative levels are
+    refused); float arrays must already be in [0, 1].
     Images in a list may have different sizes.
     """
     if isinstance(image, (list, tuple)):
@@ -204,6 +218,8 @@ def to_rgb_tensors(image: ImageInput) -> List[torch.Tensor]:
         return [_array_to_chw(_pil_to_array(image))]
     if isinstance(image, np.ndarray):
         if image.ndim == 4:
+            if image.shape[0] == 0:
+                raise ValueError("`image` is an empty batch (first dimension 0).")
             return [_array_to_chw(item) for item in image]
         return [_array_to_chw(image)]
     if isinstance(image, torch.Tensor):

@@ -5,15 +5,98 @@ input gaps, loading checks, and the consistency projection at large sizes. Train
 `tests/test_train_sr3.py`, in-process where no kill is needed (faster).
 """
 
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 import torch
 
 from sr3_diffusers import SR3Pipeline
+from tests.test_train_sr3 import (  # noqa: F401  (fixtures)
+    SCRIPT,
+    TINY_ARGS,
+    assert_same_weights,
+    environment,
+    folders,
+    in_process,
+    logged_scalars,
+    train_sr3,
+)
 
 
 def random_image(height, width, seed=0):
     return torch.rand(3, height, width, generator=torch.Generator().manual_seed(seed))
+
+
+def training_args(folders, output_dir, *extra):
+    """Tiny training flags without validation (the faults here are about checkpoints and schedules)."""
+    return [
+        "--train_data_dir", str(folders["train"]),
+        "--output_dir", str(output_dir),
+        "--cache_dir", str(folders["root"] / "datasets_cache"),
+        *TINY_ARGS,
+        *extra,
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def checkpointed_run(folders, environment):
+    """4 steps of the cosine schedule (1e-5 -> 1e-7) with a checkpoint after every step."""
+    output_dir = folders["root"] / "checkpointed"
+    arguments = training_args(folders, output_dir, "--max_train_steps", "4", "--checkpointing_steps", "1")
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), *arguments], env=environment, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return output_dir
+
+
+@pytest.fixture
+def run_copy(checkpointed_run, tmp_path):
+    """A copy of the checkpointed run to damage or resume; the original stays the uninterrupted reference."""
+    copy = tmp_path / "run"
+    shutil.copytree(checkpointed_run, copy)
+    return copy
+
+
+def truncate(path):
+    with open(path, "r+b") as file:
+        file.truncate(path.stat().st_size // 2)
+
+
+def flip_a_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def list_an_absent_rank(checkpoint):
+    manifest = json.loads((checkpoint / "manifest.json").read_text())
+    manifest["random_states"].append("random_states_1.pkl")
+    (checkpoint / "manifest.json").write_text(json.dumps(manifest))
+
+
+# How a checkpoint gets damaged after it was written, and the file the verification must name.
+DAMAGES = {
+    "random-states-deleted": (lambda folder: (folder / "random_states_0.pkl").unlink(), "random_states_0.pkl is missing"),
+    "random-states-truncated": (lambda folder: truncate(folder / "random_states_0.pkl"), "random_states_0.pkl has"),
+    "optimizer-truncated": (lambda folder: truncate(folder / "optimizer.bin"), "optimizer.bin has"),
+    "weights-bit-flipped": (
+        lambda folder: flip_a_byte(folder / "unet_training" / "diffusion_pytorch_model.safetensors"),
+        "unet_training/diffusion_pytorch_model.safetensors does not match its SHA-256",
+    ),
+    "manifest-deleted": (lambda folder: (folder / "manifest.json").unlink(), "manifest.json is missing"),
+    "manifest-truncated": (lambda folder: truncate(folder / "manifest.json"), "manifest.json is unreadable"),
+    "training-state-truncated": (lambda folder: truncate(folder / "training_state.json"), "training_state.json is"),
+    "a-rank-missing": (list_an_absent_rank, "random_states_1.pkl is not in manifest.json"),
+}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -86,3 +169,135 @@ def test_negative_integer_levels_are_refused_as_integers(tiny_pipeline):
 def test_an_empty_numpy_batch_is_refused_clearly(tiny_pipeline):
     with pytest.raises(ValueError, match="`image` is an empty batch"):
         tiny_pipeline(np.zeros((0, 4, 4, 3), dtype=np.uint8))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Checkpoints: complete or refused
+
+
+def test_a_checkpoint_carries_a_manifest_of_its_files_and_every_rank_s_random_states(checkpointed_run):
+    checkpoint = checkpointed_run / "checkpoint-4"
+    manifest = json.loads((checkpoint / "manifest.json").read_text())
+    assert manifest["random_states"] == ["random_states_0.pkl"]
+    files = {str(path.relative_to(checkpoint)) for path in checkpoint.rglob("*") if path.is_file()}
+    assert set(manifest["files"]) == files - {"manifest.json"}
+    assert {"training_state.json", "optimizer.bin", "scheduler.bin", "random_states_0.pkl"} <= set(manifest["files"])
+    entry = manifest["files"]["optimizer.bin"]
+    assert entry["size"] == (checkpoint / "optimizer.bin").stat().st_size and len(entry["sha256"]) == 64
+    assert all(train_sr3.verify_checkpoint(path) is None for path in train_sr3.list_checkpoints(checkpointed_run))
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_verify_checkpoint_names_the_damaged_file(run_copy, damage):
+    make_damage, message = DAMAGES[damage]
+    make_damage(run_copy / "checkpoint-4")
+    assert message in train_sr3.verify_checkpoint(run_copy / "checkpoint-4")
+    assert train_sr3.verify_checkpoint(run_copy / "checkpoint-3") is None
+
+
+@pytest.mark.parametrize("damage", ["random-states-deleted", "random-states-truncated", "weights-bit-flipped"])
+def test_resuming_a_damaged_checkpoint_is_refused_naming_the_file_and_the_previous_complete_one(
+    folders, run_copy, in_process, damage
+):
+    make_damage, message = DAMAGES[damage]
+    make_damage(run_copy / "checkpoint-4")
+    make_damage(run_copy / "checkpoint-3")
+    resume = ["--max_train_steps", "4", "--resume_from_checkpoint", str(run_copy / "checkpoint-4")]
+    with pytest.raises(SystemExit) as error:
+        in_process(training_args(folders, run_copy, *resume))
+    text = str(error.value)
+    assert text.startswith(f"train_sr3.py: error: checkpoint {run_copy / 'checkpoint-4'} is damaged: {message}")
+    assert text.endswith(f"resume from {run_copy / 'checkpoint-2'}, the previous complete checkpoint.")
+    assert "\n" not in text
+
+
+def test_latest_skips_a_damaged_checkpoint_with_a_warning_and_resumes_exactly(
+    folders, checkpointed_run, run_copy, in_process, caplog
+):
+    """Truncated random states in the newest checkpoint: `latest` warns, resumes from the one before, and ends with
+    bit-identical weights (the damaged file used to be skipped silently, ending 3.5e-5 away)."""
+    truncate(run_copy / "checkpoint-4" / "random_states_0.pkl")
+    resume = ["--max_train_steps", "4", "--checkpointing_steps", "1", "--resume_from_checkpoint", "latest"]
+    in_process(training_args(folders, run_copy, *resume, "--report_to", "none"))
+    assert f"Skipping the incomplete checkpoint {run_copy / 'checkpoint-4'}: random_states_0.pkl has" in caplog.text
+    assert f"Resuming from checkpoint {run_copy / 'checkpoint-3'}" in caplog.text
+    assert train_sr3.verify_checkpoint(run_copy / "checkpoint-4") is None  # rewritten, complete
+    assert_same_weights(run_copy / "checkpoint-4" / "unet_training", checkpointed_run / "checkpoint-4" / "unet_training")
+    assert_same_weights(run_copy / "unet", checkpointed_run / "unet")
+
+
+def test_latest_refuses_to_start_over_when_no_checkpoint_is_complete(folders, run_copy, in_process):
+    for checkpoint in train_sr3.list_checkpoints(run_copy):
+        (checkpoint / "random_states_0.pkl").unlink()
+    with pytest.raises(SystemExit, match="no checkpoint in .* is complete \\(checkpoint-1, checkpoint-2, checkpoint-3"):
+        in_process(training_args(folders, run_copy, "--max_train_steps", "4", "--resume_from_checkpoint", "latest"))
+
+
+def test_a_run_killed_while_writing_a_checkpoint_resumes_from_the_previous_complete_one(folders, environment, tmp_path, caplog, in_process):
+    """SIGKILL as soon as a checkpoint's temporary folder appears: it never passes for a checkpoint, and `latest`
+    resumes from the one before it."""
+    output_dir = tmp_path / "killed"
+    arguments = training_args(folders, output_dir, "--max_train_steps", "6", "--report_to", "none")
+    process = subprocess.Popen(
+        [sys.executable, str(SCRIPT), *arguments, "--checkpointing_steps", "1"],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    partial = None
+    try:
+        deadline = time.monotonic() + 240
+        while partial is None and process.poll() is None and time.monotonic() < deadline:
+            partial = next((path for path in output_dir.glob("checkpoint-*.partial") if step_of(path) >= 2), None)
+            time.sleep(0.001)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert process.returncode == -signal.SIGKILL and partial is not None, "the run should be killed mid-checkpoint"
+    killed_step = step_of(partial)
+    assert partial.is_dir() and not (output_dir / f"checkpoint-{killed_step}").exists()
+
+    in_process(arguments + ["--checkpointing_steps", "100", "--resume_from_checkpoint", "latest"])
+    assert f"Resuming from checkpoint {output_dir / f'checkpoint-{killed_step - 1}'}" in caplog.text
+    assert SR3Pipeline.from_pretrained(output_dir).config.scale == 4
+
+
+def step_of(path):
+    return int(re.match(r"checkpoint-(\d+)", path.name).group(1))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Resumes never drift silently: a changed schedule is refused, or re-planned when asked
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--max_train_steps", "6"], "--max_train_steps 6 \\(the checkpoint's: 4\\)"),
+        (["--max_train_steps", "4", "--learning_rate", "2e-5"], "--learning_rate 2e-05 \\(the checkpoint's: 1e-05\\)"),
+        (["--max_train_steps", "4", "--train_batch_size", "3"], "--train_batch_size 3 \\(the checkpoint's: 2\\)"),
+        (["--max_train_steps", "4", "--gradient_accumulation_steps", "2"], "--gradient_accumulation_steps 2"),
+    ],
+)
+def test_resuming_with_a_changed_schedule_is_refused_naming_the_flag(folders, run_copy, in_process, flags, message):
+    resume = [*flags, "--resume_from_checkpoint", str(run_copy / "checkpoint-2")]
+    with pytest.raises(SystemExit, match=f"resuming .*checkpoint-2 with a changed schedule: {message}") as error:
+        in_process(training_args(folders, run_copy, *resume))
+    assert "--allow_schedule_change to re-plan the schedule from step 2" in str(error.value)
+
+
+def test_allow_schedule_change_re_plans_the_cosine_from_the_current_step(folders, run_copy, in_process, caplog):
+    """4 steps planned, extended to 6: the rate continues on a 6-step cosine and ends at --lr_min, instead of climbing
+    back up the old 4-step cosine (which went from 1e-7 back towards 1e-5)."""
+    import math
+
+    resume = ["--max_train_steps", "6", "--allow_schedule_change", "--resume_from_checkpoint", "latest"]
+    in_process(training_args(folders, run_copy, *resume, "--checkpointing_steps", "100", "--logging_dir", "resumed"))
+    assert "--allow_schedule_change: resuming with --max_train_steps 6 (the checkpoint's: 4)" in caplog.text
+    cosine = lambda step: 1e-7 + (1e-5 - 1e-7) * (1 + math.cos(math.pi * step / 6)) / 2  # noqa: E731
+    learning_rates = logged_scalars(run_copy / "resumed", "lr")
+    assert sorted(learning_rates) == [5, 6]
+    assert learning_rates[5] == pytest.approx(cosine(5), rel=1e-5)
+    assert learning_rates[6] == pytest.approx(1e-7, rel=1e-5)

@@ -419,6 +419,9 @@ def _check_args(parser, args) -> None:
             f"--resolution {args.resolution} must be a multiple of {factor}: the UNet halves its input"
             f" {len(args.unet_config['block_out_channels']) - 1} times."
         )
+    # The UNet records its factor, so that a pipeline folder claiming another `scale` is refused when loaded.
+    if args.unet_config.setdefault("scale", args.scale) != args.scale:
+        parser.error(f"--unet_config has scale {args.unet_config['scale']}, but --scale is {args.scale}.")
     if args.validation_crop_border is None:
         args.validation_crop_border = 2 * args.scale
     if not 0 <= args.validation_crop_border < args.resolution // 2:

@@ -301,3 +301,121 @@ def test_allow_schedule_change_re_plans_the_cosine_from_the_current_step(folders
     assert sorted(learning_rates) == [5, 6]
     assert learning_rates[5] == pytest.approx(cosine(5), rel=1e-5)
     assert learning_rates[6] == pytest.approx(1e-7, rel=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Loading checks
+
+
+@pytest.fixture
+def saved_pipeline(tiny_pipeline, tmp_path):
+    """A saved x4 pipeline whose UNet records its factor, as train_sr3.py's do."""
+    unet = tiny_pipeline.unet
+    unet.register_to_config(scale=4)
+    SR3Pipeline(unet=unet, scheduler=tiny_pipeline.scheduler, scale=4).save_pretrained(tmp_path / "x4")
+    return tmp_path / "x4"
+
+
+def edit_model_index(folder, **changes):
+    index = json.loads((folder / "model_index.json").read_text())
+    index.update(changes)
+    (folder / "model_index.json").write_text(json.dumps(index))
+
+
+def test_a_scale_in_model_index_that_the_unet_was_not_trained_for_is_refused(saved_pipeline):
+    assert SR3Pipeline.from_pretrained(saved_pipeline).config.scale == 4
+    edit_model_index(saved_pipeline, scale=3)
+    with pytest.raises(ValueError, match="`scale` is 3 but the UNet was trained for x4"):
+        SR3Pipeline.from_pretrained(saved_pipeline)
+
+
+def test_a_unet_that_records_no_scale_still_loads_at_any_scale(tiny_pipeline, tmp_path):
+    assert tiny_pipeline.unet.config.scale is None  # e.g. models saved before the UNet recorded it
+    SR3Pipeline(unet=tiny_pipeline.unet, scheduler=tiny_pipeline.scheduler, scale=2).save_pretrained(tmp_path)
+    assert SR3Pipeline.from_pretrained(tmp_path).config.scale == 2
+
+
+def test_another_pipeline_class_in_model_index_is_refused(saved_pipeline):
+    edit_model_index(saved_pipeline, _class_name="StableDiffusionUpscalePipeline")
+    with pytest.raises(ValueError, match="describes a StableDiffusionUpscalePipeline, not an SR3Pipeline"):
+        SR3Pipeline.from_pretrained(saved_pipeline)
+
+
+def test_an_unknown_component_class_is_a_clear_error(saved_pipeline):
+    edit_model_index(saved_pipeline, unet=["sr3_diffusers.models.unet_sr3", "NoSuchUNet"])
+    with pytest.raises(ValueError, match="has no class `NoSuchUNet`"):
+        SR3Pipeline.from_pretrained(saved_pipeline)
+
+
+def test_train_sr3_records_the_factor_in_the_unet_and_refuses_a_conflicting_unet_config(checkpointed_run, folders):
+    assert json.loads((checkpointed_run / "unet" / "config.json").read_text())["scale"] == 4
+    with pytest.raises(SystemExit):
+        train_sr3.parse_args(training_args(folders, folders["root"] / "unused", "--unet_config", '{"scale": 2}'))
+
+
+@pytest.fixture(scope="module")
+def evaluation_folders(tmp_path_factory):
+    from tests.test_data import make_photo_folder
+    from tests.testing_utils import TINY_UNET_CONFIG, randomise_weights
+
+    from sr3_diffusers import SR3Scheduler, SR3UNet2DModel
+
+    root = tmp_path_factory.mktemp("evaluation")
+    unet = randomise_weights(SR3UNet2DModel(**TINY_UNET_CONFIG)).eval()
+    SR3Pipeline(unet=unet, scheduler=SR3Scheduler(num_inference_steps=4), scale=4).save_pretrained(root / "model")
+    return {"root": root, "photos": make_photo_folder(root / "photos"), "model": root / "model", "cache": root / "cache"}
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not-a-png", "wrong-size"])
+def test_a_damaged_cached_evaluation_output_is_recomputed_with_a_warning(evaluation_folders, tmp_path, caplog, damage):
+    import PIL.Image
+
+    from tests.test_evaluation import MODEL_ARGS, evaluate
+
+    output_dir = tmp_path / "evaluation"
+    assert evaluate(evaluation_folders, output_dir, *MODEL_ARGS) == 0
+    output = output_dir / "sr" / "astronaut__sample0.png"
+    intact = output.read_bytes()
+    if damage == "truncated":
+        output.write_bytes(intact[: len(intact) // 2])
+    elif damage == "not-a-png":
+        output.write_bytes(b"not an image")
+    else:
+        PIL.Image.new("RGB", (5, 5)).save(output)
+    assert evaluate(evaluation_folders, output_dir, *MODEL_ARGS) == 0
+    assert f"{output} is " in caplog.text and "recomputing it" in caplog.text
+    assert output.read_bytes() == intact  # the same seed, the same output
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The consistency projection at large sizes
+
+
+@pytest.mark.parametrize("height, width, scale", [(24, 20, 4), (64, 48, 4), (30, 18, 2), (7, 9, 4), (3, 5, 4), (96, 64, 3)])
+def test_projection_equals_the_dense_pseudo_inverse_it_replaces(height, width, scale):
+    """x + A^+ (y - A x) with A^+ from `torch.linalg.pinv` of the dense matrices (the implementation before)."""
+    import math
+
+    from sr3_diffusers.image_processing import _matlab_resize_matrix, project_to_downscaled
+
+    def dense(size):
+        return _matlab_resize_matrix(size, math.ceil(size / scale), 1.0 / scale, antialias=True)
+
+    generator = torch.Generator().manual_seed(height)
+    images = torch.randn(2, 3, height, width, generator=generator, dtype=torch.float64)
+    low_res = torch.randn(2, 3, math.ceil(height / scale), math.ceil(width / scale), generator=generator, dtype=torch.float64)
+    rows, cols = dense(height), dense(width)
+    expected = images + torch.linalg.pinv(rows) @ (low_res - rows @ images @ cols.T) @ torch.linalg.pinv(cols).T
+    got = project_to_downscaled(images.float(), low_res.float(), scale)
+    torch.testing.assert_close(got, expected.float(), atol=1e-5, rtol=0)
+
+
+def test_projection_operators_stay_small_at_8000_pixels():
+    """The cached operators of an 8000-pixel side: a sparse A (a few taps a row) and a 2000-square Gram inverse,
+    instead of two dense 2000 x 8000 matrices and an SVD."""
+    from sr3_diffusers.image_processing import _matlab_downscale_operators
+
+    matrix, gram_inverse = _matlab_downscale_operators(8000, 4)
+    _matlab_downscale_operators.cache_clear()
+    assert matrix.is_sparse and matrix.shape == (2000, 8000) and matrix._nnz() <= 2000 * 18
+    assert gram_inverse.shape == (2000, 2000)

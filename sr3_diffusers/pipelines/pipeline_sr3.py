@@ -1,5 +1,6 @@
 """SR3Pipeline: image super-resolution by iterative refinement (Saharia et al., 2021)."""
 
+import json
 import numbers
 import os
 from pathlib import Path
@@ -60,7 +61,9 @@ class SR3Pipeline(DiffusionPipeline):
     Args:
         unet ([`SR3UNet2DModel`]): The noise-prediction UNet, conditioned on the upsampled image.
         scheduler ([`SR3Scheduler`]): The sampling schedule and update rule.
-        scale (`int`, defaults to 4): The upscaling factor the UNet was trained for; saved in `model_index.json`.
+        scale (`int`, defaults to 4):
+            The upscaling factor the UNet was trained for; saved in `model_index.json`. Must match the UNet config's
+            `scale` where it records one.
         enforce_consistency (`bool`, defaults to `False`):
             The default of the call's `enforce_consistency` (see `__call__`); saved in `model_index.json`. Off in SR3.
         strength (`float`, defaults to 1.0):
@@ -81,6 +84,12 @@ class SR3Pipeline(DiffusionPipeline):
         super().__init__()
         if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
             raise ValueError(f"`scale` must be a positive integer upscaling factor, got {scale!r}.")
+        # An edited model_index.json must not pair a UNet with another factor (the UNet cannot tell it otherwise).
+        if unet.config.scale not in (None, scale):
+            raise ValueError(
+                f"`scale` is {scale} but the UNet was trained for x{unet.config.scale} (its config's `scale`); fix"
+                " `scale` in model_index.json, or load the UNet trained for this factor."
+            )
         _check_strength(strength)
         _check_enforce_consistency(enforce_consistency)
         self.register_modules(unet=unet, scheduler=scheduler)
@@ -113,6 +122,14 @@ class SR3Pipeline(DiffusionPipeline):
                 token=kwargs.pop("token", None),
                 local_files_only=kwargs.pop("local_files_only", False),
                 allow_patterns=allow_patterns,
+            )
+        # diffusers loads any `_class_name` into the class it is called on; another pipeline's folder is an error.
+        index_path = Path(pretrained_model_name_or_path, "model_index.json")
+        class_name = json.loads(index_path.read_text()).get("_class_name") if index_path.is_file() else None
+        if class_name not in (None, cls.__name__, "SR3Pipeline"):
+            raise ValueError(
+                f"{index_path} describes a {class_name}, not an SR3Pipeline; load it with that class, or fix"
+                " `_class_name` in model_index.json."
             )
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 

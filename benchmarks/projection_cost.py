@@ -4,8 +4,8 @@
 dense pseudo-inverse of each axis's downscaling matrix with `torch.linalg.pinv` (an SVD: about 70 s the first time a
 side reached 8000 pixels) and applied dense matrices; it now applies the sparse downscaling matrix and the inverse of
 its small Gram matrix (A^+ = A^T (A A^T)^-1, a Cholesky factorisation). Both run here in one process, alternately, on
-the same `(3, size, size)` image: the first call (the per-size operators built, caches cleared) and a warm call (cached),
-with the largest difference between their outputs.
+the same `(3, size, size)` image: the first call (the per-size operators built, caches cleared) and a warm call
+(cached), with the largest difference between their outputs.
 
     python benchmarks/projection_cost.py [--sizes 2000 8000] [--scale 4] [--threads 2] [--skip-before]
                                          [--json benchmarks/results/projection_cost.json]

@@ -116,7 +116,7 @@ def _matlab_downscale_operators(size: int, scale: int) -> Tuple[torch.Tensor, to
 
 
 def _apply_along(matrix: torch.Tensor, images: torch.Tensor, dim: int) -> torch.Tensor:
-    """`matrix` (dense or sparse, `(out, in)`) applied to axis `dim` of `images`: sum_j matrix[i, j] images[..., j, ...]."""
+    """`matrix` (dense or sparse, `(out, in)`) applied to axis `dim` of `images`: sum_j matrix[i, j] images[.., j, ..]."""
     moved = images.movedim(dim, 0)
     result = matrix @ moved.reshape(moved.shape[0], -1)
     return result.reshape(matrix.shape[0], *moved.shape[1:]).movedim(0, dim)

@@ -233,7 +233,9 @@ def test_latest_refuses_to_start_over_when_no_checkpoint_is_complete(folders, ru
         in_process(training_args(folders, run_copy, "--max_train_steps", "4", "--resume_from_checkpoint", "latest"))
 
 
-def test_a_run_killed_while_writing_a_checkpoint_resumes_from_the_previous_complete_one(folders, environment, tmp_path, caplog, in_process):
+def test_a_run_killed_while_writing_a_checkpoint_resumes_from_the_previous_complete_one(
+    folders, environment, tmp_path, caplog, in_process
+):
     """SIGKILL as soon as a checkpoint's temporary folder appears: it never passes for a checkpoint, and `latest`
     resumes from the one before it."""
     output_dir = tmp_path / "killed"

@@ -200,7 +200,8 @@ class SR3UNet2DModel(ModelMixin, AttentionMixin, ConfigMixin):
 
     def _check_config(self) -> None:
         config = self.config
-        if config.scale is not None and (not isinstance(config.scale, int) or isinstance(config.scale, bool) or config.scale < 1):
+        scale = config.scale
+        if scale is not None and (not isinstance(scale, int) or isinstance(scale, bool) or scale < 1):
             raise ValueError(f"`scale` must be a positive integer upscaling factor or None, got {config.scale!r}.")
         channels = tuple(config.block_out_channels)
         if len(channels) == 0:

@@ -181,7 +181,9 @@ class SR3Pipeline(DiffusionPipeline):
             if tile_overlap is not None and (not isinstance(tile_overlap, int) or not 0 <= tile_overlap < tile_size):
                 raise ValueError(f"`tile_overlap` must be an integer in [0, tile_size={tile_size}), got {tile_overlap!r}.")
         elif tile_overlap is not None:
-            raise ValueError(f"`tile_overlap={tile_overlap!r}` only applies to tiles: pass `tile_size` too, or drop it.")
+            raise ValueError(
+                f"`tile_overlap={tile_overlap!r}` only applies to tiles: pass `tile_size` too, or drop it."
+            )
         if not isinstance(tile_batch_size, int) or tile_batch_size < 1:
             raise ValueError(f"`tile_batch_size` must be a positive integer, got {tile_batch_size!r}.")
 

@@ -16,8 +16,11 @@ reference's LR files were. The model's condition is `normalize(upsample_bicubic(
 
 Checkpoints (`--checkpointing_steps`) are `SR3Pipeline` folders holding the EMA weights (`SR3Pipeline.from_pretrained`
 loads them as they are), plus what resuming needs: the raw weights (`unet_training/`), optimizer, LR schedule,
-random states and `training_state.json`. A checkpoint is written under a temporary name and renamed when complete.
-A resumed run (`--resume_from_checkpoint`) continues from exactly the saved state, data order included.
+random states and `training_state.json`. A checkpoint is written under a temporary name, gets a `manifest.json`
+(every file's size and SHA-256) last, and is renamed when complete. A resumed run (`--resume_from_checkpoint`) checks
+the checkpoint against its manifest and continues from exactly the saved state, data order included; one whose
+schedule-defining flags (`SCHEDULE_FLAGS`, the number of processes) changed is refused unless
+`--allow_schedule_change`.
 """
 
 import argparse
@@ -43,6 +46,7 @@ from accelerate.logging import get_logger
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, broadcast_object_list, set_seed
 from diffusers.training_utils import EMAModel
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
+from huggingface_hub.utils.sha import sha_fileobj
 from tqdm.auto import tqdm
 
 import sr3_diffusers
@@ -67,6 +71,17 @@ METRICS_DIR = Path(sr3_diffusers.__file__).resolve().parent / "metrics"
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 PARTIAL_SUFFIX = ".partial"
 TRAINING_STATE_NAME = "training_state.json"
+# Every file of a checkpoint with its size and SHA-256, and every process's random states; written last.
+MANIFEST_NAME = "manifest.json"
+# The flags that define a run's schedule: a resume with other values would silently be another run.
+SCHEDULE_FLAGS = (
+    "max_train_steps",
+    "lr_scheduler",
+    "learning_rate",
+    "lr_min",
+    "train_batch_size",
+    "gradient_accumulation_steps",
+)
 
 
 def parse_args(argv=None):
@@ -330,8 +345,16 @@ def parse_args(argv=None):
         "--resume_from_checkpoint",
         type=str,
         default=None,
-        help='Resume from a checkpoint folder, or "latest" for the newest one in --output_dir (a fresh run starts'
-        " if there is none).",
+        help='Resume from a checkpoint folder, or "latest" for the newest complete one in --output_dir (a fresh run'
+        " starts if there is none; damaged ones are skipped with a warning). Checkpoints are verified against their"
+        " manifest first.",
+    )
+    parser.add_argument(
+        "--allow_schedule_change",
+        action="store_true",
+        help="Resume even though --max_train_steps, the LR schedule, the batch size, the accumulation or the number"
+        " of processes differ from the checkpoint's: the LR schedule is re-planned from the current step with the"
+        " new flags (logged). Without it such a resume is refused.",
     )
 
     # Validation and logging
@@ -469,6 +492,9 @@ def _check_args(parser, args) -> None:
             f"--resolution {args.resolution} must be a multiple of {factor}: the UNet halves its input"
             f" {len(args.unet_config['block_out_channels']) - 1} times."
         )
+    # The UNet records its factor, so that a pipeline folder claiming another `scale` is refused when loaded.
+    if args.unet_config.setdefault("scale", args.scale) != args.scale:
+        parser.error(f"--unet_config has scale {args.unet_config['scale']}, but --scale is {args.scale}.")
     if args.validation_crop_border is None:
         args.validation_crop_border = 2 * args.scale
     if not 0 <= args.validation_crop_border < args.resolution // 2:
@@ -503,7 +529,10 @@ def fail(message: str):
 
 
 def list_checkpoints(output_dir) -> list:
-    """Complete checkpoints `checkpoint-N` in `output_dir`, oldest first (temporary `.partial` folders excluded)."""
+    """Checkpoints `checkpoint-N` in `output_dir`, oldest first (temporary `.partial` folders excluded).
+
+    Each holds a `training_state.json`; whether all its files are intact is `verify_checkpoint`'s to say.
+    """
     if not Path(output_dir).is_dir():
         return []
     found = []
@@ -526,9 +555,86 @@ def _fsync_tree(folder: Path) -> None:
             os.close(descriptor)
 
 
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as file:
+        return sha_fileobj(file).hex()
+
+
+def write_manifest(folder: Path, num_processes: int) -> None:
+    """Write `manifest.json`, the list of every file in `folder` with its size and SHA-256, atomically and last.
+
+    It also names the random states of every process (`random_states_<rank>.pkl`), so that a checkpoint missing one
+    process's file cannot pass for complete.
+    """
+    random_states = [f"random_states_{rank}.pkl" for rank in range(num_processes)]
+    missing = [name for name in random_states if not (folder / name).is_file()]
+    if missing:
+        raise RuntimeError(f"accelerate did not write {missing} into {folder}; the checkpoint is incomplete.")
+    files = {
+        path.relative_to(folder).as_posix(): {"size": path.stat().st_size, "sha256": _sha256(path)}
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != MANIFEST_NAME
+    }
+    manifest = {"num_processes": num_processes, "random_states": random_states, "files": files}
+    partial = folder / f"{MANIFEST_NAME}{PARTIAL_SUFFIX}"
+    partial.write_text(json.dumps(manifest, indent=2))
+    os.replace(partial, folder / MANIFEST_NAME)
+
+
+def verify_checkpoint(checkpoint) -> str | None:
+    """What is wrong with a checkpoint folder, in a few words naming the damaged file, or `None` if it is complete.
+
+    Complete: its `manifest.json` parses, every file it lists exists with the listed size and SHA-256, and it lists
+    the random states of every process. Checkpoints from before manifests existed (their `training_state.json` does
+    not mention one) pass if they hold the training state and every process's random states.
+    """
+    checkpoint = Path(checkpoint)
+    try:
+        state = json.loads(Path(checkpoint, TRAINING_STATE_NAME).read_text())
+    except (OSError, ValueError) as error:
+        return f"{TRAINING_STATE_NAME} is unreadable ({type(error).__name__})"
+    manifest_path = checkpoint / MANIFEST_NAME
+    if not manifest_path.is_file():
+        if state.get("manifest") is not None:
+            return f"{MANIFEST_NAME} is missing"
+        expected = [f"random_states_{rank}.pkl" for rank in range(state.get("num_processes", 1))]
+        missing = [name for name in expected if not (checkpoint / name).is_file()]
+        return f"{missing[0]} is missing" if missing else None
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        files, random_states = manifest["files"], manifest["random_states"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return f"{MANIFEST_NAME} is unreadable ({type(error).__name__})"
+    unlisted = [name for name in random_states if name not in files]
+    if unlisted:
+        return f"{unlisted[0]} is not in {MANIFEST_NAME}"
+    for name, entry in files.items():
+        path = checkpoint / name
+        if not path.is_file():
+            return f"{name} is missing"
+        size = path.stat().st_size
+        if size != entry["size"]:
+            return f"{name} has {size} bytes, {MANIFEST_NAME} says {entry['size']}"
+        if _sha256(path) != entry["sha256"]:
+            return f"{name} does not match its SHA-256 in {MANIFEST_NAME}"
+    return None
+
+
+def previous_complete_checkpoint(checkpoint) -> Path | None:
+    """The newest complete checkpoint beside `checkpoint` with an earlier step (any step if its name has none)."""
+    checkpoint = Path(checkpoint)
+    match = CHECKPOINT_PATTERN.match(checkpoint.name)
+    step = int(match.group(1)) if match else math.inf
+    for path in reversed(list_checkpoints(checkpoint.parent)):
+        if int(CHECKPOINT_PATTERN.match(path.name).group(1)) < step and verify_checkpoint(path) is None:
+            return path
+    return None
+
+
 def save_checkpoint(accelerator: Accelerator, output_dir: str, global_step: int, total_limit) -> Path:
     """`accelerator.save_state` into `checkpoint-N.partial`, then rename it `checkpoint-N` (all processes call this).
 
+    The manifest (`write_manifest`) is the last file written, and the folder is flushed to disk before the rename.
     A run killed while writing leaves only a `.partial` folder, which `list_checkpoints` ignores and the next save of
     that step replaces. Older checkpoints beyond `total_limit` are deleted only after the new one is complete.
     """
@@ -540,6 +646,7 @@ def save_checkpoint(accelerator: Accelerator, output_dir: str, global_step: int,
     accelerator.save_state(str(partial))  # every process writes its random states; the hooks write the models
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        write_manifest(partial, accelerator.num_processes)
         _fsync_tree(partial)
         if final.exists():  # e.g. a run resumed from an earlier checkpoint reaches this step again
             stale = final.with_name(final.name + ".stale")
@@ -556,6 +663,32 @@ def save_checkpoint(accelerator: Accelerator, output_dir: str, global_step: int,
                 shutil.rmtree(old)
     accelerator.wait_for_everyone()
     return final
+
+
+def replan_lr_schedule(lr_scheduler, args, global_step: int) -> float:
+    """With --allow_schedule_change: continue on the schedule the current flags define, from `global_step`.
+
+    The loaded scheduler state carries the checkpoint's schedule (CosineAnnealingLR keeps its `T_max`, `eta_min` and
+    base rate, so a longer run would climb back up its cosine); here they and the optimizer's learning rate become
+    those of the new flags at `global_step`, as if the run had been planned with them (the rate may jump once, here).
+    Returns the learning rate of the next step's update.
+    """
+    scheduler = lr_scheduler.scheduler  # torch's scheduler, inside accelerate's wrapper
+    if args.lr_scheduler == "cosine":
+        # CosineAnnealingLR's closed form: eta_t = eta_min + (eta_max - eta_min) (1 + cos(pi t / T_max)) / 2
+        progress = math.cos(math.pi * global_step / args.max_train_steps)
+        learning_rate = args.lr_min + (args.learning_rate - args.lr_min) * (1 + progress) / 2
+        schedule = {"T_max": args.max_train_steps, "eta_min": args.lr_min}
+    else:
+        learning_rate, schedule = args.learning_rate, {}
+    num_groups = len(scheduler.optimizer.param_groups)
+    schedule.update(
+        base_lrs=[args.learning_rate] * num_groups, last_epoch=global_step, _last_lr=[learning_rate] * num_groups
+    )
+    scheduler.load_state_dict({**scheduler.state_dict(), **schedule})
+    for group in scheduler.optimizer.param_groups:
+        group["initial_lr"], group["lr"] = args.learning_rate, learning_rate
+    return learning_rate
 
 
 def load_metrics():
@@ -773,23 +906,58 @@ def main(args):
     if args.allow_tf32:
         torch.backends.cuda.matmul.allow_tf32 = True
 
-    # Find the checkpoint to resume from, and the seed
+    # Find the checkpoint to resume from (checked against its manifest), and the seed
     checkpoint = args.resume_from_checkpoint
     if checkpoint == "latest":
         checkpoints = list_checkpoints(args.output_dir)
-        checkpoint = str(checkpoints[-1]) if checkpoints else None
+        checkpoint = None
+        for candidate in reversed(checkpoints):
+            problem = verify_checkpoint(candidate)
+            if problem is None:
+                checkpoint = str(candidate)
+                break
+            logger.warning(f"Skipping the incomplete checkpoint {candidate}: {problem}.")
+        if checkpoint is None and checkpoints:
+            fail(
+                f"no checkpoint in {args.output_dir} is complete ({', '.join(path.name for path in checkpoints)});"
+                " delete them or pass another --output_dir to start a new run."
+            )
         if checkpoint is None:
             logger.info(f"No checkpoint in {args.output_dir}: starting a new training run.")
+    elif checkpoint is not None:
+        problem = verify_checkpoint(checkpoint)
+        if problem is not None:
+            previous = previous_complete_checkpoint(checkpoint)
+            advice = f"resume from {previous}, the previous complete checkpoint" if previous else "none before it is complete"
+            fail(f"checkpoint {checkpoint} is damaged: {problem}; {advice}.")
     resume_state = json.loads(Path(checkpoint, TRAINING_STATE_NAME).read_text()) if checkpoint else None
     if resume_state is not None:
         if args.seed is not None and args.seed != resume_state["seed"]:
             logger.warning(f"Resuming with the checkpoint's seed {resume_state['seed']}, not --seed {args.seed}.")
         seed = resume_state["seed"]
-        for name in ("train_batch_size", "gradient_accumulation_steps"):
-            if resume_state[name] != getattr(args, name):
-                logger.warning(f"--{name} differs from the checkpoint's: the data order will not resume exactly.")
+        changes = [
+            f"--{name} {getattr(args, name)} (the checkpoint's: {resume_state[name]})"
+            for name in SCHEDULE_FLAGS
+            if name in resume_state and resume_state[name] != getattr(args, name)
+        ]
         if resume_state["num_processes"] != accelerator.num_processes:
-            logger.warning("The number of processes differs from the checkpoint's: data order will not resume exactly.")
+            changes.append(f"{accelerator.num_processes} processes (the checkpoint's: {resume_state['num_processes']})")
+        if resume_state.get("lr_scheduler", args.lr_scheduler) != args.lr_scheduler:
+            # accelerate would load the checkpoint's scheduler state into the other kind of scheduler (and fail).
+            fail(
+                f"--lr_scheduler {args.lr_scheduler} differs from {checkpoint}'s {resume_state['lr_scheduler']}, even"
+                " with --allow_schedule_change; resume with its --lr_scheduler (and change --max_train_steps, etc.)."
+            )
+        if changes and not args.allow_schedule_change:
+            fail(
+                f"resuming {checkpoint} with a changed schedule: {'; '.join(changes)}. Pass the checkpoint's values,"
+                f" or --allow_schedule_change to re-plan the schedule from step {resume_state['global_step']}."
+            )
+        if changes:
+            logger.warning(
+                f"--allow_schedule_change: resuming with {'; '.join(changes)}. The LR schedule is re-planned from step"
+                f" {resume_state['global_step']}; the data order does not resume exactly if the batch changed."
+            )
     elif args.seed is not None:
         seed = args.seed
     else:
@@ -848,8 +1016,8 @@ def main(args):
     # Checkpoint hooks: save_state / load_state write and read save_pretrained folders. A UNet checkpoint is an
     # SR3Pipeline folder with the EMA weights in `unet/` (loadable as it is), a predictor checkpoint holds them in
     # `predictor/`; plus the raw weights in `unet_training/` (`predictor_training/`) and `training_state.json` (steps,
-    # data position, seed, EMA counters).
-    training_state = {}
+    # data position, seed, EMA counters, the schedule flags).
+    training_state = {name: getattr(args, name) for name in SCHEDULE_FLAGS} | {"manifest": MANIFEST_NAME}
 
     def save_model_hook(models, weights, output_dir):
         if accelerator.is_main_process:
@@ -999,6 +1167,12 @@ def main(args):
         global_step = resume_state["global_step"]
         first_epoch = resume_state["epoch"]
         batches_to_skip = resume_state["batches_in_epoch"]
+        if args.allow_schedule_change:
+            learning_rate = replan_lr_schedule(lr_scheduler, args, global_step)
+            logger.info(
+                f"LR schedule re-planned from step {global_step}: {args.lr_scheduler} over {args.max_train_steps}"
+                f" steps; learning rate now {learning_rate:.4g}."
+            )
 
     progress_bar = tqdm(
         total=args.max_train_steps, initial=global_step, desc="Steps", disable=not accelerator.is_local_main_process

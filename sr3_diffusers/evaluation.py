@@ -58,6 +58,7 @@ import hashlib
 import io
 import itertools
 import json
+import logging
 import math
 import os
 import re
@@ -98,6 +99,8 @@ from .metrics.ssim.ssim import SSIM
 from .pipelines import SR3Pipeline
 from .schedulers import SAMPLERS, check_sampler, sampler_label, scheduler_for_sampler
 
+
+logger = logging.getLogger(__name__)
 
 PROG = "sr3-evaluate"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -405,6 +408,23 @@ class ResultStore:
         with PIL.Image.open(self.output_path(image_id, sample)) as image:
             return np.asarray(image.convert("RGB"))
 
+    def read_valid_output(self, pair: EvaluationPair, sample: int) -> Optional[np.ndarray]:
+        """The stored output of `pair`, or `None` if there is none or it is damaged (undecodable, e.g. truncated, or
+        not `scale` x the input's size): a damaged one is reported with a warning, to be recomputed."""
+        if not self.has_output(pair.image_id, sample):
+            return None
+        path = self.output_path(pair.image_id, sample)
+        try:
+            output = self.read_output(pair.image_id, sample)
+        except (OSError, SyntaxError, ValueError) as error:  # PIL's errors for truncated or corrupt files
+            logger.warning(f"{path} is unreadable ({_one_line(error)}); recomputing it.")
+            return None
+        if output.shape != pair.high_res.shape:
+            expected = f"{pair.high_res.shape[1]}x{pair.high_res.shape[0]}"
+            logger.warning(f"{path} is {output.shape[1]}x{output.shape[0]}, not {expected}; recomputing it.")
+            return None
+        return output
+
     def save(self, order: Dict[str, int]) -> None:
         """Rewrite `per_image.csv` atomically, rows sorted by image (dataset order), method and sample."""
         rows = sorted(
@@ -480,14 +500,15 @@ def run_evaluation(
             store.rows[(pair.image_id, BICUBIC, 0)] = _row(pair, BICUBIC, 0, None, None, values)
         store.save(order)
 
-        # 2. The (image, sample) items without an output PNG are pending; rows are rebuilt from PNGs where missing.
+        # 2. The (image, sample) items without a readable output PNG are pending; rows are rebuilt from PNGs where
+        # missing.
         pending = []
         for index, pair in enumerate(pairs if pipe is not None else []):
             for sample in range(num_samples):
-                if not store.has_output(pair.image_id, sample):
+                output = store.read_valid_output(pair, sample)
+                if output is None:
                     pending.append((index, sample))
                 elif (pair.image_id, SR3, sample) not in store.rows:
-                    output = store.read_output(pair.image_id, sample)
                     seed_value = sample_seed(seed, sample, pair.image_id)
                     row = _row(pair, SR3, sample, seed_value, None, metrics(output, pair.high_res, pair.low_res))
                     store.rows[(pair.image_id, SR3, sample)] = row

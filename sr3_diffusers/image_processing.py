@@ -101,26 +101,46 @@ def imresize(images: torch.Tensor, scale: float, antialias: bool = True) -> torc
 
 
 @lru_cache(maxsize=16)
-def _matlab_downscale_matrices(size: int, scale: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """MATLAB's antialiased bicubic downscaling by 1/`scale` along one axis of `size` pixels, and its pseudo-inverse."""
+def _matlab_downscale_operators(size: int, scale: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """MATLAB's antialiased bicubic downscaling by 1/`scale` along one axis of `size` pixels, A, as a sparse matrix
+    (each row holds a few taps), and the inverse of its Gram matrix, (A A^T)^-1.
+
+    A has full row rank, so its pseudo-inverse is A^+ = A^T (A A^T)^-1: a Cholesky factorisation of the small
+    `(size / scale)`-square Gram matrix instead of the SVD of the dense A that `torch.linalg.pinv` needs (over a minute
+    at 8000 pixels, see `benchmarks/projection_cost.py`). Built in float64, kept in float32.
+    """
     matrix = _matlab_resize_matrix(size, math.ceil(size / scale), 1.0 / scale, antialias=True)
-    return matrix, torch.linalg.pinv(matrix)
+    sparse = matrix.to_sparse()
+    gram_inverse = torch.cholesky_inverse(torch.linalg.cholesky(sparse @ matrix.T))
+    return sparse.float().coalesce(), gram_inverse.float()
+
+
+def _apply_along(matrix: torch.Tensor, images: torch.Tensor, dim: int) -> torch.Tensor:
+    """`matrix` (dense or sparse, `(out, in)`) applied to axis `dim` of `images`: sum_j matrix[i, j] images[.., j, ..]."""
+    moved = images.movedim(dim, 0)
+    result = matrix @ moved.reshape(moved.shape[0], -1)
+    return result.reshape(matrix.shape[0], *moved.shape[1:]).movedim(0, dim)
 
 
 def project_to_downscaled(images: torch.Tensor, low_res: torch.Tensor, scale: int) -> torch.Tensor:
     """The images closest to `images` (least squares) whose `imresize(., 1 / scale)` is exactly `low_res`.
 
-    With A = MATLAB's antialiased bicubic downscaling (separable: rows R, columns C) this is x + A^+ (y - A x), the
-    range-space correction of DDNM (Wang et al., 2023), A^+ applied as R^+ (.) C^+^T. `images` is `(..., H, W)`,
+    With A = MATLAB's antialiased bicubic downscaling (separable: rows R, columns C, so A x = R x C^T) this is
+    x + A^+ (y - A x), the range-space correction of DDNM (Wang et al., 2023), with R^+ = R^T (R R^T)^-1 and C^+
+    alike: the correction is R^T (R R^T)^-1 (y - R x C^T) (C C^T)^-1 C. R and C are applied as sparse matrices and the
+    Gram inverses are small, so the cost grows with the pixel count, not its square. `images` is `(..., H, W)`,
     `low_res` is `(..., H / scale, W / scale)`; both may be signed (e.g. in [-1, 1]).
     """
     height, width = images.shape[-2:]
-    rows, rows_pinv = _matlab_downscale_matrices(height, scale)
-    cols, cols_pinv = _matlab_downscale_matrices(width, scale)
-    matrices = [m.to(images.device, torch.float32) for m in (rows, rows_pinv, cols, cols_pinv)]
-    rows, rows_pinv, cols, cols_pinv = matrices
-    residual = low_res.float() - rows @ images.float() @ cols.T
-    return (images.float() + rows_pinv @ residual @ cols_pinv.T).to(images.dtype)
+    operators = [*_matlab_downscale_operators(height, scale), *_matlab_downscale_operators(width, scale)]
+    rows, rows_gram_inverse, cols, cols_gram_inverse = [m.to(images.device) for m in operators]
+    # 1. The residual y - R x C^T
+    residual = low_res.float() - _apply_along(cols, _apply_along(rows, images.float(), -2), -1)
+    # 2. (R R^T)^-1 residual (C C^T)^-1 (both Gram matrices are symmetric)
+    residual = _apply_along(rows_gram_inverse, _apply_along(cols_gram_inverse, residual, -1), -2)
+    # 3. x + R^T (.) C
+    correction = _apply_along(rows.t(), _apply_along(cols.t(), residual, -1), -2)
+    return (images.float() + correction).to(images.dtype)
 
 
 def _pil_to_array(image: PIL.Image.Image) -> np.ndarray:
@@ -149,15 +169,28 @@ def _array_to_chw(array: np.ndarray) -> torch.Tensor:
     return _tensor_to_rgb(tensor, channels_dim_hint="numpy (H, W, C)")
 
 
+def _integers_to_unit_range(tensor: torch.Tensor) -> torch.Tensor:
+    """An integer image as float32 in [0, 1], divided by its dtype's largest value (scikit-image's `img_as_float`).
+
+    uint8 by 255, uint16 by 65535, uint32 by 2^32 - 1; signed types by their positive range (int8 by 127, int16 by
+    32767, ...), whose negative values are no image levels and are refused. The largest value is read in float64,
+    since torch has no `max` for the unsigned types beyond uint8.
+    """
+    peak = torch.iinfo(tensor.dtype).max
+    values = tensor.double() if tensor.element_size() >= 4 else tensor.float()
+    if tensor.numel() and values.min() < 0:
+        raise ValueError(
+            f"Integer images are levels in [0, {peak}] for their dtype {tensor.dtype}, got a minimum of"
+            f" {values.min().item():.0f}; shift or clip the image to non-negative levels, or pass floats in [0, 1]."
+        )
+    return (values / peak).float()
+
+
 def _tensor_to_rgb(tensor: torch.Tensor, channels_dim_hint: str) -> torch.Tensor:
     """A `(C, H, W)` tensor of any dtype as a float32 `(3, H, W)` tensor in [0, 1]."""
     if tensor.dtype == torch.bool or tensor.is_complex():
         raise TypeError(f"Image values must be real numbers, got dtype {tensor.dtype}.")
-    if not tensor.is_floating_point():
-        # uint8 images are 8-bit; other integer types (uint16 PNGs, int32 from PIL) are 16-bit when they exceed 255.
-        is_16_bit = tensor.dtype == torch.uint16 or (tensor.dtype != torch.uint8 and tensor.numel() and tensor.max() > 255)
-        tensor = tensor.float() / (65535.0 if is_16_bit else 255.0)
-    tensor = tensor.float()
+    tensor = _integers_to_unit_range(tensor) if not tensor.is_floating_point() else tensor.float()
     channels = tensor.shape[0]
     if channels == 1:
         tensor = tensor.expand(3, -1, -1)
@@ -186,7 +219,8 @@ def to_rgb_tensors(image: ImageInput) -> List[torch.Tensor]:
 
     Accepts a PIL image (any mode: grey, RGBA and 16-bit are converted to RGB), a numpy array `(H, W)`, `(H, W, C)`
     or a batch `(B, H, W, C)`, a torch tensor `(C, H, W)` or a batch `(B, C, H, W)`, or a list of these. Integer
-    arrays are rescaled by their range (uint8 by 255, uint16 by 65535); float arrays must already be in [0, 1].
+    arrays are rescaled by their dtype's range (uint8 by 255, uint16 by 65535, int8 by 127...; negative levels are
+    refused); float arrays must already be in [0, 1].
     Images in a list may have different sizes.
     """
     if isinstance(image, (list, tuple)):
@@ -204,6 +238,8 @@ def to_rgb_tensors(image: ImageInput) -> List[torch.Tensor]:
         return [_array_to_chw(_pil_to_array(image))]
     if isinstance(image, np.ndarray):
         if image.ndim == 4:
+            if image.shape[0] == 0:
+                raise ValueError("`image` is an empty batch (first dimension 0).")
             return [_array_to_chw(item) for item in image]
         return [_array_to_chw(image)]
     if isinstance(image, torch.Tensor):

@@ -1,7 +1,7 @@
 """The SR3 UNet: a DDPM-style UNet conditioned on a continuous noise level and an upsampled low-resolution image."""
 
 from dataclasses import dataclass
-from typing import Tuple, Union
+from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -90,6 +90,10 @@ class SR3UNet2DModel(ModelMixin, AttentionMixin, ConfigMixin):
         embedding_max_period (`float`, defaults to 5000.0):
             Period base of the sinusoidal embedding: frequencies `exp(-i ln(max_period) / (C/2 - 1))`.
         embedding_dim_multiplier (`int`, defaults to 4): The embedding MLP maps C to `multiplier * C` channels.
+        scale (`int`, *optional*):
+            The upscaling factor the UNet was trained for (its condition is the low-resolution image upsampled
+            x`scale`). Only recorded, so that [`SR3Pipeline`] can check its own `scale` against it; the network runs at
+            any factor. `train_sr3.py` sets it; `None` (models saved before) means unknown.
     """
 
     _supports_gradient_checkpointing = True
@@ -112,6 +116,7 @@ class SR3UNet2DModel(ModelMixin, AttentionMixin, ConfigMixin):
         embedding_scale: float = 1.0,
         embedding_max_period: float = 5000.0,
         embedding_dim_multiplier: int = 4,
+        scale: Optional[int] = None,
     ):
         super().__init__()
         self._check_config()
@@ -195,6 +200,9 @@ class SR3UNet2DModel(ModelMixin, AttentionMixin, ConfigMixin):
 
     def _check_config(self) -> None:
         config = self.config
+        scale = config.scale
+        if scale is not None and (not isinstance(scale, int) or isinstance(scale, bool) or scale < 1):
+            raise ValueError(f"`scale` must be a positive integer upscaling factor or None, got {config.scale!r}.")
         channels = tuple(config.block_out_channels)
         if len(channels) == 0:
             raise ValueError("`block_out_channels` must name at least one depth, e.g. (56, 112, 224, 224, 448, 448).")

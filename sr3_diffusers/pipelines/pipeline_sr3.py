@@ -1,9 +1,12 @@
 """SR3Pipeline: image super-resolution by iterative refinement (Saharia et al., 2021)."""
 
+import json
+import numbers
 import os
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
@@ -66,7 +69,9 @@ class SR3Pipeline(DiffusionPipeline):
         scheduler ([`SR3Scheduler`]): The sampling schedule and update rule.
         predictor ([`SR3PredictorModel`], *optional*):
             A deterministic upscaler whose output replaces the bicubic condition; `None` (SR3) uses bicubic.
-        scale (`int`, defaults to 4): The upscaling factor the UNet was trained for; saved in `model_index.json`.
+        scale (`int`, defaults to 4):
+            The upscaling factor the UNet was trained for; saved in `model_index.json`. Must match the UNet config's
+            `scale` where it records one, and the predictor's.
         enforce_consistency (`bool`, defaults to `False`):
             The default of the call's `enforce_consistency` (see `__call__`); saved in `model_index.json`. Off in SR3.
         strength (`float`, defaults to 1.0):
@@ -93,11 +98,18 @@ class SR3Pipeline(DiffusionPipeline):
         super().__init__()
         if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
             raise ValueError(f"`scale` must be a positive integer upscaling factor, got {scale!r}.")
+        # An edited model_index.json must not pair a UNet with another factor (the UNet cannot tell it otherwise).
+        if unet.config.scale not in (None, scale):
+            raise ValueError(
+                f"`scale` is {scale} but the UNet was trained for x{unet.config.scale} (its config's `scale`); fix"
+                " `scale` in model_index.json, or load the UNet trained for this factor."
+            )
         if predictor is not None and predictor.config.scale != scale:
             raise ValueError(f"The predictor upscales x{predictor.config.scale}, but the pipeline's `scale` is {scale}.")
         if residual_scale is not None and (isinstance(residual_scale, bool) or not residual_scale > 0):
             raise ValueError(f"`residual_scale` must be a positive number or None, got {residual_scale!r}.")
         _check_strength(strength)
+        _check_enforce_consistency(enforce_consistency)
         self.register_modules(unet=unet, scheduler=scheduler, predictor=predictor)
         self.register_to_config(
             scale=scale,
@@ -134,6 +146,14 @@ class SR3Pipeline(DiffusionPipeline):
                 local_files_only=kwargs.pop("local_files_only", False),
                 allow_patterns=allow_patterns,
             )
+        # diffusers loads any `_class_name` into the class it is called on; another pipeline's folder is an error.
+        index_path = Path(pretrained_model_name_or_path, "model_index.json")
+        class_name = json.loads(index_path.read_text()).get("_class_name") if index_path.is_file() else None
+        if class_name not in (None, cls.__name__, "SR3Pipeline"):
+            raise ValueError(
+                f"{index_path} describes a {class_name}, not an SR3Pipeline; load it with that class, or fix"
+                " `_class_name` in model_index.json."
+            )
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     @property
@@ -158,6 +178,14 @@ class SR3Pipeline(DiffusionPipeline):
     ) -> None:
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"`output_type` must be one of {OUTPUT_TYPES}, got {output_type!r}.")
+        # What diffusers' `randn_tensor` (and the schedulers' `step`) take: None, a generator, or a list of them.
+        generators = generator if isinstance(generator, list) else [generator]
+        if generator is not None and not all(isinstance(item, torch.Generator) for item in generators):
+            given = type(generator).__name__ if not isinstance(generator, list) else f"a list holding {generators}"
+            raise TypeError(
+                f"`generator` must be a torch.Generator or a list of them (one per image), got {given}; for a seed,"
+                " pass `generator=torch.Generator().manual_seed(seed)`."
+            )
         if isinstance(generator, list) and len(generator) != batch_size:
             raise ValueError(
                 f"Got a list of {len(generator)} generators for {batch_size} images; pass one generator, or one per image."
@@ -175,6 +203,10 @@ class SR3Pipeline(DiffusionPipeline):
                 )
             if tile_overlap is not None and (not isinstance(tile_overlap, int) or not 0 <= tile_overlap < tile_size):
                 raise ValueError(f"`tile_overlap` must be an integer in [0, tile_size={tile_size}), got {tile_overlap!r}.")
+        elif tile_overlap is not None:
+            raise ValueError(
+                f"`tile_overlap={tile_overlap!r}` only applies to tiles: pass `tile_size` too, or drop it."
+            )
         if not isinstance(tile_batch_size, int) or tile_batch_size < 1:
             raise ValueError(f"`tile_batch_size` must be a positive integer, got {tile_batch_size!r}.")
 
@@ -311,13 +343,15 @@ class SR3Pipeline(DiffusionPipeline):
         Args:
             image (`PIL.Image.Image`, `np.ndarray`, `torch.Tensor` or a list of them):
                 The low-resolution image(s). PIL images of any mode (grey, RGBA, 16-bit) are converted to RGB; numpy
-                arrays are `(H, W)`, `(H, W, C)` or `(B, H, W, C)`, torch tensors `(C, H, W)` or `(B, C, H, W)`; uint8
-                and uint16 values are rescaled, float values must lie in [0, 1]. Any size works: the input is padded to
-                what the UNet accepts and the output cropped to exactly `scale` times the input size.
+                arrays are `(H, W)`, `(H, W, C)` or `(B, H, W, C)`, torch tensors `(C, H, W)` or `(B, C, H, W)`; integer
+                values are rescaled by their dtype's range (uint8 by 255, uint16 by 65535, int8 by 127, ...), float
+                values must lie in [0, 1]. Any size works: the input is padded to what the UNet accepts and the output
+                cropped to exactly `scale` times the input size.
             num_inference_steps (`int`, *optional*):
                 Denoising steps; defaults to the scheduler's configured `num_inference_steps` (100 for the presets).
             generator (`torch.Generator` or `List[torch.Generator]`, *optional*):
-                Makes sampling deterministic; pass one per image for per-image reproducibility.
+                Makes sampling deterministic; pass one per image for per-image reproducibility. As everywhere in
+                diffusers, a generator object, not a seed: `torch.Generator().manual_seed(0)`.
             output_type (`str`, defaults to `"pil"`):
                 `"pil"` (list of `PIL.Image.Image`), `"np"` (`(B, H, W, 3)` float array in [0, 1]) or `"pt"`
                 (`(B, 3, H, W)` tensor in [0, 1]). Images of different sizes come back as a list for `"np"`/`"pt"`.
@@ -364,8 +398,9 @@ class SR3Pipeline(DiffusionPipeline):
         device = self._execution_device
         if enforce_consistency is None:
             enforce_consistency = self.config.enforce_consistency
+        _check_enforce_consistency(enforce_consistency)
         strength = self.config.strength if strength is None else strength
-        _check_strength(strength)
+        strength = _check_strength(strength)
 
         # 1. The condition: bicubic-upsampled low-resolution images in [-1, 1], padded for the UNet.
         condition = self.prepare_condition(low_res_images).to(self.unet.dtype)
@@ -449,6 +484,14 @@ def _gaussian_window(height: int, width: int, device: torch.device) -> torch.Ten
     return rows[:, None] * cols[None, :]
 
 
-def _check_strength(strength: float) -> None:
-    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
+def _check_strength(strength: float) -> float:
+    """`strength` as a Python float; any real number type (numpy's included) in [0, 1], never a bool or a string."""
+    if isinstance(strength, (bool, np.bool_)) or not isinstance(strength, numbers.Real) or not 0.0 <= strength <= 1.0:
         raise ValueError(f"`strength` must be a number in [0, 1], got {strength!r}.")
+    return float(strength)
+
+
+def _check_enforce_consistency(enforce_consistency: bool) -> None:
+    """A bool (Python's or numpy's), never a truthy stand-in such as the string "no"."""
+    if not isinstance(enforce_consistency, (bool, np.bool_)):
+        raise TypeError(f"`enforce_consistency` must be True or False, got {enforce_consistency!r}.")

@@ -277,6 +277,12 @@ def main(args) -> int:
                 print(f"== {method.label}", file=sys.stderr)
                 try:
                     results[name] = run_method(method, args, pairs, metrics)
+                    means = results[name]["mean"]
+                    print(
+                        f"peers.py: {method.label}: PSNR RGB {means['psnr_rgb']:.3f}, LPIPS {means['lpips']:.3f}, "
+                        f"{results[name]['seconds_per_image']:.3f} s / image",
+                        file=sys.stderr,
+                    )
                 except (ImportError, OSError) as error:  # an ncnn library without its system libraries
                     reason = f"cannot load ({' '.join(str(error).split())}); {INSTALL_PEERS}"
             if reason is not None:

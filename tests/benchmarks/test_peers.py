@@ -82,6 +82,7 @@ def test_table_has_a_row_per_method_and_says_how_to_install_missing_peers(peers,
         assert f"- {label}: not run: " in captured.out
         assert f"peers.py: {label} left out: " in captured.err
     assert 'pip install -e ".[peers]"' in captured.out
+    assert "peers.py: bicubic: PSNR RGB " in captured.err  # each row's figures as soon as it is done
 
     record = json.loads((tmp_path / "peers.json").read_text())
     assert list(record["methods"]) == ["bicubic", "default", "pure"]

@@ -11,11 +11,12 @@ LR offset). Settings are `SAMPLER:STEPS` or `SAMPLER:STEPS:ETA`, SAMPLER one of 
 100-step schedule, respaced for fewer steps), `ddim` or `dpmsolver++` (`SR3DPMSolverScheduler`, log-SNR-spaced noise
 levels; deterministic unless ETA > 0). The first setting is the reference the others are compared with.
 
-Columns: PSNR (dB) and SSIM on RGB (no crop) and on Y (BT.601, 8-pixel crop); consistency (MSE on [0, 1] between the
-output downsampled by MATLAB's bicubic and the LR input); sharpness relative to the HR image (mean Sobel gradient
-magnitude ratio; ratio of spectral energies above the LR Nyquist frequency): 1 = as sharp as the ground truth, bicubic
-is well below; seconds per image of sampling on this machine; the PSNR RGB difference to bicubic and to the first
-setting. With `--num_samples K` > 1, cells read "mean ± std over the K samples of the set mean".
+Columns: PSNR (dB) and SSIM on RGB (no crop) and on Y (BT.601, 8-pixel crop); LPIPS (AlexNet, v0.1; lower is closer
+to the HR image); consistency (MSE on [0, 1] between the output downsampled by MATLAB's bicubic and the LR input);
+sharpness relative to the HR image (mean Sobel gradient magnitude ratio; ratio of spectral energies above the LR
+Nyquist frequency): 1 = as sharp as the ground truth, bicubic is well below; seconds per image of sampling on this
+machine; the PSNR RGB difference to bicubic and to the first setting. With `--num_samples K` > 1, cells read
+"mean ± std over the K samples of the set mean".
 
     python benchmarks/quality.py --model runs/shipped/checkpoint-8000 \\
         --settings ancestral:100 dpmsolver++:20 dpmsolver++:10 ddim:10
@@ -55,6 +56,7 @@ COLUMNS = (
     ("PSNR Y", "psnr_y", 3, False),
     ("SSIM RGB", "ssim_rgb", 4, False),
     ("SSIM Y", "ssim_y", 4, False),
+    ("LPIPS", "lpips", 3, False),
     ("consistency", "consistency", 3, True),
     ("sharpness (gradient)", "sharpness_gradient", 3, False),
     ("sharpness (high freq.)", "sharpness_spectral", 3, False),

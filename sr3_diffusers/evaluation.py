@@ -15,9 +15,10 @@ Also `python -m sr3_diffusers.evaluation`. What it does, in order (SPEC sections
    baseline is the pipeline's own condition, `image_processing.upsample_bicubic` of the LR image, quantised.
 3. **Per-image metrics** from the `evaluate` modules in `sr3_diffusers/metrics`, each called on one pair at a time:
    PSNR and SSIM on RGB (no crop, the SR3 paper) and on the BT.601 Y channel with a `--crop_border` (8, the
-   reference's x4 crop); consistency with the LR input; sharpness relative to the HR image (mean Sobel gradient ratio,
-   and the ratio of spectral energies above the LR Nyquist frequency 0.5 / scale); and the reference-compatible PSNR
-   and SSIM of novwaul/SR3 (always Y, crop 8), in columns of their own.
+   reference's x4 crop); LPIPS (AlexNet, v0.1; its weights ship with the package); consistency with the LR input;
+   sharpness relative to the HR image (mean Sobel gradient ratio, and the ratio of spectral energies above the LR
+   Nyquist frequency 0.5 / scale); and the reference-compatible PSNR and SSIM of novwaul/SR3 (always Y, crop 8), in
+   columns of their own.
 4. **Set metrics.** FID between the outputs and the HR images on the TF-Inception pool3 features (the `fid` module's
    `frechet_distance`), and the reference's diagonal "FID" (`diagonal_frechet_distance`); per sample set when K > 1.
    They need the offline Inception weights (`sr3_diffusers/metrics/inception.py` says how to fetch them); without them,
@@ -93,6 +94,8 @@ from .metrics.consistency.consistency import Consistency
 from .metrics.fid.fid import diagonal_frechet_distance, frechet_distance
 from .metrics.inception import POOL3_DIMENSION, load_inception, network_outputs
 from .metrics.inception_score.inception_score import inception_score
+from .metrics.lpips.lpips import LPIPS
+from .metrics.lpips.lpips import MIN_SIZE as LPIPS_MIN_SIZE
 from .metrics.psnr.psnr import PSNR
 from .metrics.sharpness.sharpness import Sharpness
 from .metrics.ssim.ssim import SSIM
@@ -118,6 +121,7 @@ METRIC_COLUMNS = (
     "psnr_y",
     "ssim_rgb",
     "ssim_y",
+    "lpips",
     "consistency",
     "sharpness_gradient",
     "sharpness_spectral",
@@ -173,8 +177,9 @@ def bicubic_upscale(low_res: np.ndarray, scale: int) -> np.ndarray:
 
 
 def min_hr_side(crop_border: int) -> int:
-    """The smallest HR side every metric accepts: SSIM's 11-pixel window after the larger of the two border crops."""
-    return 2 * max(crop_border, REFERENCE_CROP_BORDER) + SSIM_WINDOW
+    """The smallest HR side every metric accepts: SSIM's 11-pixel window after the larger of the two border crops,
+    and at least LPIPS's 31 pixels (AlexNet's pooling)."""
+    return max(2 * max(crop_border, REFERENCE_CROP_BORDER) + SSIM_WINDOW, LPIPS_MIN_SIZE)
 
 
 def image_id_for(value, index: int, root: Optional[str]) -> str:
@@ -319,6 +324,7 @@ class PairMetrics:
         self.ssim = SSIM(keep_in_memory=True)
         self.reference_psnr = PSNR(config_name="reference_compatible", keep_in_memory=True)
         self.reference_ssim = SSIM(config_name="reference_compatible", keep_in_memory=True)
+        self.lpips = LPIPS(keep_in_memory=True)
         self.consistency = Consistency(keep_in_memory=True)
         self.sharpness = Sharpness(keep_in_memory=True)
 
@@ -330,6 +336,7 @@ class PairMetrics:
             "psnr_y": self.psnr.compute(**pair, **y_crop)["psnr"],
             "ssim_rgb": self.ssim.compute(**pair)["ssim"],
             "ssim_y": self.ssim.compute(**pair, **y_crop)["ssim"],
+            "lpips": self.lpips.compute(**pair)["lpips"],
             "consistency": self.consistency.compute(predictions=[output], references=[low_res])["consistency"],
             "sharpness_gradient": self.sharpness.compute(**pair)["sharpness"],
             "sharpness_spectral": self.sharpness.compute(**pair, measure="spectral", cutoff=0.5 / self.scale)[
@@ -397,6 +404,11 @@ class ResultStore:
                 for row in csv.DictReader(file):
                     row = {key: _parse_cell(key, value) for key, value in row.items()}
                     self.rows[(row["image"], row["method"], row["sample"])] = row
+
+    def has_metrics(self, key: Tuple[str, str, int]) -> bool:
+        """Whether the row of (image, method, sample) exists with every metric of `METRIC_COLUMNS`; a row stored
+        before a metric was added (LPIPS) lacks it, and is completed from its output."""
+        return key in self.rows and all(self.rows[key].get(column) is not None for column in METRIC_COLUMNS)
 
     def output_path(self, image_id: str, sample: int) -> Path:
         return self.outputs_dir / f"{image_id}__sample{sample}.png"
@@ -494,24 +506,26 @@ def run_evaluation(
         store.open({"data": {**data_settings, "scale": scale, "crop_border": crop_border}, "model": settings_model})
 
         # 1. The bicubic baseline (cheap; its rows are kept for resumed runs all the same).
-        missing = [pair for pair in pairs if (pair.image_id, BICUBIC, 0) not in store.rows]
+        missing = [pair for pair in pairs if not store.has_metrics((pair.image_id, BICUBIC, 0))]
         for pair in tqdm(missing, desc="bicubic", unit="image", disable=not missing):
             values = metrics(bicubic_upscale(pair.low_res, scale), pair.high_res, pair.low_res)
             store.rows[(pair.image_id, BICUBIC, 0)] = _row(pair, BICUBIC, 0, None, None, values)
         store.save(order)
 
         # 2. The (image, sample) items without a readable output PNG are pending; rows are rebuilt from PNGs where
-        # missing.
+        # missing or incomplete (keeping a stored time).
         pending = []
         for index, pair in enumerate(pairs if pipe is not None else []):
             for sample in range(num_samples):
+                key = (pair.image_id, SR3, sample)
                 output = store.read_valid_output(pair, sample)
                 if output is None:
                     pending.append((index, sample))
-                elif (pair.image_id, SR3, sample) not in store.rows:
+                elif not store.has_metrics(key):
                     seed_value = sample_seed(seed, sample, pair.image_id)
-                    row = _row(pair, SR3, sample, seed_value, None, metrics(output, pair.high_res, pair.low_res))
-                    store.rows[(pair.image_id, SR3, sample)] = row
+                    seconds = store.rows.get(key, {}).get("seconds")
+                    row = _row(pair, SR3, sample, seed_value, seconds, metrics(output, pair.high_res, pair.low_res))
+                    store.rows[key] = row
         store.save(order)
         return pending
 
@@ -741,6 +755,7 @@ REFERENCE_TABLE = (
 REAL_TABLE = (("IS (mean, std)", "inception_score", 3, False), ("FID", "fid", 3, False),
               ("PSNR RGB", "psnr_rgb", 3, False), ("PSNR Y (crop {crop_border})", "psnr_y", 3, False),
               ("SSIM RGB", "ssim_rgb", 4, False), ("SSIM Y (crop {crop_border})", "ssim_y", 4, False),
+              ("LPIPS", "lpips", 3, False),
               ("consistency", "consistency", 3, True), ("sharpness (gradient)", "sharpness_gradient", 3, False),
               ("sharpness (high freq.)", "sharpness_spectral", 3, False))  # fmt: skip
 
@@ -808,6 +823,7 @@ def markdown_report(summary: Dict) -> str:
     lines += [
         "",
         "PSNR in dB (RGB without crop: the SR3 paper; Y: BT.601); SSIM: 2-D Gaussian SSIM (window 11, sigma 1.5); "
+        "LPIPS: AlexNet, v0.1 (Zhang et al. 2018; lower is closer to the HR image); "
         "consistency: MSE on [0, 1] between the output downsampled by MATLAB's antialiased bicubic and the LR input; "
         "sharpness: the output's mean Sobel gradient magnitude, and its spectral energy above the LR Nyquist frequency "
         f"(0.5 / {settings['data']['scale']} cycles per pixel), each relative to the HR image (1 = as sharp as the "
@@ -932,7 +948,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error(
             f"--center_crop {args.center_crop} is too small: the metrics need HR crops of at least "
             f"{min_hr_side(args.crop_border)} pixels (SSIM's 11-pixel window after a {max(args.crop_border, 8)}"
-            "-pixel border crop)."
+            f"-pixel border crop, and LPIPS's {LPIPS_MIN_SIZE})."
         )
     if args.bicubic_only:
         for name in ("sampler", "eta", "num_inference_steps"):

@@ -25,6 +25,7 @@ from sr3_diffusers.metrics.consistency.consistency import Consistency
 from sr3_diffusers.metrics.fid.fid import FID
 from sr3_diffusers.metrics.inception import default_cache_dir
 from sr3_diffusers.metrics.inception_score.inception_score import InceptionScore
+from sr3_diffusers.metrics.lpips.lpips import LPIPS
 from sr3_diffusers.metrics.psnr.psnr import PSNR
 from sr3_diffusers.metrics.sharpness.sharpness import Sharpness
 from sr3_diffusers.metrics.ssim.ssim import SSIM
@@ -154,7 +155,7 @@ def test_run_writes_outputs_rows_and_summaries(first_run):
 
     markdown = (first_run / "summary.md").read_text()
     assert "| method | IS (mean, std) | FID* | PSNR | SSIM* |" in markdown
-    assert "| method | IS (mean, std) | FID | PSNR RGB | PSNR Y (crop 8) | SSIM RGB | SSIM Y (crop 8) |" in markdown
+    assert "| method | IS (mean, std) | FID | PSNR RGB | PSNR Y (crop 8) | SSIM RGB | SSIM Y (crop 8) | LPIPS |" in markdown
     sr3 = summary["methods"]["sr3"]
     psnr = f"{sr3['psnr_rgb']['mean']:.3f} ± {sr3['psnr_rgb']['std_across_samples']:.3f}"
     assert f"| SR3 (ancestral, 2 steps) | n/a | n/a | {psnr} |" in markdown
@@ -171,6 +172,7 @@ def test_bicubic_row_equals_the_metrics_computed_directly(folders, first_run):
         "psnr_y": PSNR().compute(**pairs, channel="y", crop_border=8)["psnr"],
         "ssim_rgb": SSIM().compute(**pairs)["ssim"],
         "ssim_y": SSIM().compute(**pairs, channel="y", crop_border=8)["ssim"],
+        "lpips": LPIPS().compute(**pairs)["lpips"],
         "consistency": Consistency().compute(predictions=bicubics, references=lows)["consistency"],
         "sharpness_gradient": Sharpness().compute(**pairs)["sharpness"],
         "sharpness_spectral": Sharpness().compute(**pairs, measure="spectral", cutoff=0.125)["sharpness"],
@@ -238,6 +240,30 @@ def test_rerun_makes_only_what_is_missing(first_run, tmp_path, folders, count_pi
     summary = json.loads((output_dir / "summary.json").read_text())
     assert summary["settings"]["num_samples"] == 3
     assert len(read_csv(output_dir)) == 8 * 4
+
+
+def test_rows_written_before_lpips_are_completed_from_the_outputs(first_run, tmp_path, folders, monkeypatch):
+    """A folder from before the LPIPS column: its rows get LPIPS from the stored PNGs, keep their times, and nothing
+    is sampled again."""
+    output_dir = copy_run(first_run, tmp_path)
+    rows = read_csv(output_dir)
+    old_columns = [column for column in evaluation.CSV_COLUMNS if column != "lpips"]
+    with open(output_dir / "per_image.csv", "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=old_columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the pipeline ran although every output was stored")
+
+    monkeypatch.setattr(SR3Pipeline, "__call__", refuse)
+    assert evaluate(folders, output_dir, *MODEL_ARGS, "--num_samples", 2, "--batch_size", 3) == 0
+    completed = read_csv(output_dir)
+    assert [(row["image"], row["method"], row["sample"], row["seconds"]) for row in completed] == [
+        (row["image"], row["method"], row["sample"], row["seconds"]) for row in rows
+    ]
+    for before, after in zip(rows, completed):
+        assert float(after["lpips"]) == pytest.approx(float(before["lpips"]), rel=1e-12)
 
 
 def test_rerun_with_other_settings_is_refused(first_run, tmp_path, folders, capsys):
@@ -370,8 +396,8 @@ def test_a_datasets_dataset_without_paths(folders, tmp_path):
             "the 1024x1024 HR crop is larger than every image: the largest crop these images hold is 512x512",
         ),
         (
-            ["--bicubic_only", "--data_dir", "{photos}", "--center_crop", "30"],
-            "--center_crop 30 is not a multiple of the scale 4.",
+            ["--bicubic_only", "--data_dir", "{photos}", "--center_crop", "34"],
+            "--center_crop 34 is not a multiple of the scale 4.",
         ),
         (["--model", "{root}/no_model", "--data_dir", "{photos}"], "no SR3 pipeline folder at {root}/no_model"),
         (
@@ -411,7 +437,7 @@ def test_bad_input_is_one_line(folders, tmp_path, capsys, args, message):
         (["--bicubic_only", "--data_dir", "x", "--sampler", "ddim"], "--sampler needs a model"),
         (
             ["--bicubic_only", "--data_dir", "x", "--center_crop", "16"],
-            "the metrics need HR crops of at least 27 pixels",
+            "the metrics need HR crops of at least 31 pixels",
         ),
         (["--model", "m", "--data_dir", "x", "--num_samples", "0"], "--num_samples must be at least 1, got 0"),
     ],

@@ -16,6 +16,7 @@ import sr3_diffusers.metrics
 from sr3_diffusers.metrics.consistency import consistency
 from sr3_diffusers.metrics.fid import fid
 from sr3_diffusers.metrics.inception_score import inception_score
+from sr3_diffusers.metrics.lpips import lpips
 from sr3_diffusers.metrics.psnr import psnr
 from sr3_diffusers.metrics.sharpness import sharpness
 from sr3_diffusers.metrics.ssim import ssim
@@ -33,6 +34,7 @@ def paired_modules():
     return [
         pytest.param(psnr.PSNR, IMAGE, IMAGE, id="psnr"),
         pytest.param(ssim.SSIM, IMAGE, IMAGE, id="ssim"),
+        pytest.param(lpips.LPIPS, IMAGE, IMAGE, id="lpips"),
         pytest.param(sharpness.Sharpness, IMAGE, IMAGE, id="sharpness"),
         pytest.param(consistency.Consistency, IMAGE, LOW_RES, id="consistency"),
         pytest.param(fid.FID, IMAGE, IMAGE, id="fid"),
@@ -75,7 +77,7 @@ def test_a_single_image_is_not_a_batch(module_class, prediction, reference):
         module_class().add_batch(predictions=prediction, references=reference)
 
 
-@pytest.mark.parametrize("module_class", [psnr.PSNR, ssim.SSIM, sharpness.Sharpness])
+@pytest.mark.parametrize("module_class", [psnr.PSNR, ssim.SSIM, lpips.LPIPS, sharpness.Sharpness])
 def test_shape_mismatch_raises(module_class):
     message = r"`predictions\[0\]` has shape \(32, 32, 3\) but `references\[0\]` has shape \(32, 31, 3\)"
     with pytest.raises(ValueError, match=message):
@@ -120,6 +122,7 @@ results = {
     "psnr_file": evaluate.load(metrics_dir + "/psnr/psnr.py").compute(**pairs),
     "psnr": load("psnr").compute(**pairs),
     "ssim": load("ssim", "reference_compatible").compute(**pairs),
+    "lpips": load("lpips").compute(**pairs),
     "sharpness": load("sharpness").compute(**pairs, measure="spectral"),
     "consistency": load("consistency").compute(predictions=[image], references=[image[::4, ::4]]),
     "fid": type(load("fid", "reference_compatible")).__name__,
@@ -151,6 +154,7 @@ def test_modules_load_offline_by_path(tmp_path):
     assert results["psnr"] == results["psnr_file"] == expected_psnr
     expected_ssim = ssim.SSIM(config_name="reference_compatible").compute(predictions=[IMAGE], references=[IMAGE[::-1]])
     assert results["ssim"] == expected_ssim
+    assert results["lpips"] == lpips.LPIPS().compute(predictions=[IMAGE], references=[IMAGE[::-1]])
     expected_sharpness = sharpness.Sharpness().compute(
         predictions=[IMAGE], references=[IMAGE[::-1]], measure="spectral"
     )
@@ -161,7 +165,7 @@ def test_modules_load_offline_by_path(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "module", [psnr, ssim, sharpness, consistency, fid, inception_score], ids=lambda module: module.__name__
+    "module", [psnr, ssim, lpips, sharpness, consistency, fid, inception_score], ids=lambda module: module.__name__
 )
 def test_docstring_examples_hold(module, monkeypatch):
     monkeypatch.chdir(REPO_ROOT)  # the examples load the modules by their path from the repository root

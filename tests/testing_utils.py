@@ -1,4 +1,8 @@
-"""Shared helpers for the tests: tiny configs and weight randomisation."""
+"""Shared helpers for the tests: tiny configs, weight randomisation, and a Hub cache laid out as a download leaves it."""
+
+import hashlib
+import json
+import os
 
 import torch
 
@@ -13,3 +17,39 @@ def randomise_weights(model, seed=0, std=0.1):
         for parameter in model.parameters():
             parameter.copy_(torch.randn(parameter.shape, generator=generator) * std)
     return model
+
+
+def git_blob_sha1(content: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+
+
+def write_hub_cache(folder, cache_dir, repo_id, commit_hash, extra_repo_files=None, skip=()):
+    """Lay `folder` out in `cache_dir` as huggingface_hub leaves a real download: blobs named by etag (sha256 for LFS
+    files, git sha1 otherwise), snapshot symlinks, refs/main and the trees/<commit>.json listing of the whole repo."""
+    storage = cache_dir / ("models--" + repo_id.replace("/", "--"))
+    snapshot = storage / "snapshots" / commit_hash
+    (storage / "refs").mkdir(parents=True)
+    (storage / "refs" / "main").write_text(commit_hash)
+    (storage / "blobs").mkdir()
+    files = {path.relative_to(folder).as_posix(): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+    files.update(extra_repo_files or {})
+    listing = {}
+    for relative, content in files.items():
+        if relative.endswith(".safetensors"):
+            sha256 = hashlib.sha256(content).hexdigest()
+            pointer = f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {len(content)}\n"
+            etag = sha256
+            listing[relative] = {"size": len(content), "blob_id": git_blob_sha1(pointer.encode()),
+                                 "lfs_sha256": sha256, "lfs_size": len(content)}
+        else:
+            etag = git_blob_sha1(content)
+            listing[relative] = {"size": len(content), "blob_id": etag}
+        if relative in skip or relative in (extra_repo_files or {}):
+            continue  # listed in the repo, not downloaded
+        (storage / "blobs" / etag).write_bytes(content)
+        link = snapshot / relative
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(storage / "blobs" / etag, link.parent))
+    (storage / "trees").mkdir()
+    trees = {"format_version": 1, "files": dict(sorted(listing.items()))}
+    (storage / "trees" / f"{commit_hash}.json").write_text(json.dumps(trees, indent=2))

@@ -1,16 +1,22 @@
 """SR3Pipeline: image super-resolution by iterative refinement (Saharia et al., 2021)."""
 
+import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Union
 
 import torch
 import torch.nn.functional as F
+import diffusers
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
+from diffusers.configuration_utils import ConfigMixin
+from diffusers.models.modeling_utils import ModelMixin
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline, ImagePipelineOutput
 from diffusers.utils import replace_example_docstring
 from diffusers.utils.torch_utils import randn_tensor
-from huggingface_hub import snapshot_download
+from huggingface_hub import create_repo, snapshot_download
 
 from ..image_processing import (
     ImageInput,
@@ -20,8 +26,11 @@ from ..image_processing import (
     to_rgb_tensors,
     upsample_bicubic,
 )
+from ..model_card import write_pipeline_model_card
 from ..models.unet_sr3 import SR3UNet2DModel
 from ..schedulers.scheduling_sr3 import SR3Scheduler
+from ..remote_code import REMOTE_CODE_FILENAME, pipeline_code
+from ..schedulers.scheduling_sr3_dpmsolver import SR3DPMSolverScheduler
 
 
 OUTPUT_TYPES = ("pil", "np", "pt")
@@ -29,6 +38,12 @@ OUTPUT_TYPES = ("pil", "np", "pt")
 # The small x4 model trained on real photos that ships inside the package (see its model card, `default/README.md`).
 SHIPPED_MODEL = "sr3_diffusers/default"
 SHIPPED_MODEL_PATH = Path(__file__).resolve().parents[1] / "default"
+
+# The library name that `save_pretrained` gives this package's components in `model_index.json`, and the classes it
+# resolves to. diffusers loads them from the code file `<component>/sr3_diffusers.py` of a repo with
+# `trust_remote_code=True`; `SR3Pipeline.from_pretrained` loads them from these classes.
+LIBRARY_NAME = "sr3_diffusers"
+SR3_COMPONENT_CLASSES = {cls.__name__: cls for cls in (SR3UNet2DModel, SR3Scheduler, SR3DPMSolverScheduler)}
 
 EXAMPLE_DOC_STRING = """
     Example:
@@ -89,29 +104,101 @@ class SR3Pipeline(DiffusionPipeline):
         Load a saved SR3 pipeline from a local folder, a Hub repo id, or `"sr3_diffusers/default"`: the small x4
         model that ships inside this package, loaded without network.
 
-        diffusers' generic loader refuses Hub repos whose components come from a library other than diffusers or
-        transformers, so a repo id is first resolved to a local snapshot with `huggingface_hub.snapshot_download`
-        (which honours `HF_HUB_OFFLINE`, `cache_dir`, `revision`, `token` and `local_files_only`), then loaded like a
-        folder. Weights load from safetensors only; pass `use_safetensors=False` to allow pickled `.bin` weights you
-        trust. All other keyword arguments (`torch_dtype`, `device_map`, ...) go to
-        [`~DiffusionPipeline.from_pretrained`].
+        A repo id is resolved to a local snapshot with `huggingface_hub.snapshot_download` (which honours
+        `HF_HUB_OFFLINE`, `cache_dir`, `revision`, `token` and `local_files_only`). The components are then built from
+        this package's classes (or diffusers' own, for a diffusers scheduler), never from the code files a saved repo
+        carries for users without the package (see `save_pretrained`), so nothing from the repo is executed.
+
+        Args:
+            pretrained_model_name_or_path (`str` or `os.PathLike`): A folder, a Hub repo id or `"sr3_diffusers/default"`.
+            kwargs:
+                Components to use instead of the saved ones (`unet=...`, `scheduler=...`), pipeline config values
+                (`scale`, `enforce_consistency`, `strength`), and model loading options passed to each model's
+                [`~ModelMixin.from_pretrained`] (`torch_dtype`, `device_map`, `variant`, ...). Weights load from
+                safetensors only; pass `use_safetensors=False` to allow pickled `.bin` weights you trust.
         """
         kwargs.setdefault("use_safetensors", True)
-        if str(pretrained_model_name_or_path) == SHIPPED_MODEL:
-            pretrained_model_name_or_path = SHIPPED_MODEL_PATH
-        if not os.path.isdir(pretrained_model_name_or_path):
-            allow_patterns = ["*.json", "*.safetensors", "*.md"]
-            if not kwargs["use_safetensors"]:
-                allow_patterns.append("*.bin")
-            pretrained_model_name_or_path = snapshot_download(
-                str(pretrained_model_name_or_path),
-                revision=kwargs.pop("revision", None),
-                cache_dir=kwargs.pop("cache_dir", None),
-                token=kwargs.pop("token", None),
-                local_files_only=kwargs.pop("local_files_only", False),
-                allow_patterns=allow_patterns,
+        folder = _local_folder(pretrained_model_name_or_path, kwargs)
+        model_index = cls.load_config(folder)
+        expected_modules, optional_kwargs = cls._get_signature_keys(cls)
+        passed_components = {name: kwargs.pop(name) for name in expected_modules if name in kwargs}
+        init_kwargs = {name: kwargs.pop(name, model_index[name]) for name in optional_kwargs if name in model_index}
+        init_kwargs.update({name: kwargs.pop(name) for name in optional_kwargs if name in kwargs})
+
+        components = {}
+        for name in expected_modules:
+            library_name, class_name = model_index.get(name) or (None, None)
+            if name in passed_components:
+                components[name] = passed_components[name]
+            elif class_name is None:
+                components[name] = None  # an optional component saved as absent
+            else:
+                component_class = _component_class(library_name, class_name)
+                if issubclass(component_class, ModelMixin):
+                    components[name] = component_class.from_pretrained(folder, subfolder=name, **kwargs)
+                else:
+                    components[name] = component_class.from_pretrained(folder, subfolder=name)
+        pipeline = cls(**components, **init_kwargs)
+        pipeline.register_to_config(_name_or_path=str(pretrained_model_name_or_path))
+        return pipeline
+
+    def save_pretrained(self, save_directory: Union[str, os.PathLike], push_to_hub: bool = False, **kwargs) -> None:
+        r"""
+        Save the pipeline as [`~DiffusionPipeline.save_pretrained`] does, so that it loads without this package too.
+
+        `model_index.json` names this package's components `["sr3_diffusers", <class name>]` and the pipeline
+        `["sr3_diffusers", "SR3Pipeline"]`, and a self-contained code file generated from the installed package
+        (`remote_code.bundle_source`) is written where diffusers looks for such a library: `sr3_diffusers.py` at the
+        root and in each of those components' folders. `DiffusionPipeline.from_pretrained(folder_or_repo,
+        trust_remote_code=True)` then loads the pipeline where `sr3_diffusers` is not installed.
+
+        With `push_to_hub=True` the folder is uploaded with `upload_folder`, keeping the `README.md` model card already
+        in it (written by `train_sr3.py`, `sr3-evaluate --model_card` or the shipping script), or writing this package's
+        card if there is none; diffusers' own `push_to_hub` would replace it by its blank template. `repo_id`,
+        `token`, `private`, `commit_message` and `create_pr` go to the Hub calls; other keyword arguments
+        (`safe_serialization`, `variant`, `max_shard_size`) to [`~DiffusionPipeline.save_pretrained`].
+        """
+        hub_kwargs = {name: kwargs.pop(name, None) for name in ("repo_id", "token", "private", "commit_message")}
+        create_pr = kwargs.pop("create_pr", False)
+        super().save_pretrained(save_directory, **kwargs)
+        self._write_remote_code(save_directory)
+        if push_to_hub:
+            repo_id = hub_kwargs["repo_id"] or Path(save_directory).resolve().name
+            repo_id = create_repo(repo_id, exist_ok=True, private=hub_kwargs["private"], token=hub_kwargs["token"]).repo_id
+            if not os.path.isfile(os.path.join(save_directory, "README.md")):
+                write_pipeline_model_card(self, repo_id, os.path.join(save_directory, "README.md"))
+            self._upload_folder(
+                save_directory, repo_id, token=hub_kwargs["token"], commit_message=hub_kwargs["commit_message"],
+                create_pr=create_pr,
             )
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    def push_to_hub(self, repo_id: str, commit_message: Optional[str] = None, private: Optional[bool] = None,
+                    token: Optional[str] = None, create_pr: bool = False, safe_serialization: bool = True,
+                    variant: Optional[str] = None) -> None:
+        """Upload the pipeline to the Hub repo `repo_id` (created if needed) with its code files and this package's
+        model card (see `save_pretrained`); the card of the folder the pipeline was loaded from is kept if it had one."""
+        with tempfile.TemporaryDirectory() as save_directory:
+            source_card = os.path.join(str(self.config.get("_name_or_path", "")), "README.md")
+            if os.path.isfile(source_card):
+                shutil.copy(source_card, os.path.join(save_directory, "README.md"))
+            self.save_pretrained(
+                save_directory, push_to_hub=True, repo_id=repo_id, commit_message=commit_message, private=private,
+                token=token, create_pr=create_pr, safe_serialization=safe_serialization, variant=variant,
+            )
+
+    def _write_remote_code(self, save_directory: Union[str, os.PathLike]) -> None:
+        """Name this package as the library of its components in `model_index.json`, and write the code files that
+        diffusers loads for that library with `trust_remote_code=True` (see `save_pretrained`)."""
+        index_path = Path(save_directory, self.config_name)
+        model_index = json.loads(index_path.read_text())
+        model_index["_class_name"] = [LIBRARY_NAME, type(self).__name__]
+        code = pipeline_code(type(self))
+        Path(save_directory, REMOTE_CODE_FILENAME).write_text(code)
+        for name, entry in model_index.items():
+            if isinstance(entry, list) and entry[1] in SR3_COMPONENT_CLASSES and name != "_class_name":
+                model_index[name] = [LIBRARY_NAME, entry[1]]
+                Path(save_directory, name, REMOTE_CODE_FILENAME).write_text(code)
+        index_path.write_text(json.dumps(model_index, indent=2, sort_keys=True) + "\n")
 
     @property
     def num_timesteps(self) -> int:
@@ -376,6 +463,43 @@ class SR3Pipeline(DiffusionPipeline):
         if output_type == "pil":
             return [self.numpy_to_pil(array)[0] for array in arrays]
         return torch.stack(images).permute(0, 2, 3, 1).float().numpy() if same_size else arrays
+
+
+def _local_folder(pretrained_model_name_or_path: Union[str, os.PathLike], kwargs: dict) -> str:
+    """The folder to load from: the shipped model, a local folder, or the snapshot of a Hub repo (downloading the
+    configs, code-free: weights, JSON and the model card), taking the Hub options out of `kwargs`."""
+    if str(pretrained_model_name_or_path) == SHIPPED_MODEL:
+        return str(SHIPPED_MODEL_PATH)
+    if os.path.isdir(pretrained_model_name_or_path):
+        return str(pretrained_model_name_or_path)
+    allow_patterns = ["*.json", "*.safetensors", "*.md"]
+    if not kwargs["use_safetensors"]:
+        allow_patterns.append("*.bin")
+    return snapshot_download(
+        str(pretrained_model_name_or_path),
+        revision=kwargs.pop("revision", None),
+        cache_dir=kwargs.pop("cache_dir", None),
+        token=kwargs.pop("token", None),
+        local_files_only=kwargs.pop("local_files_only", False),
+        allow_patterns=allow_patterns,
+    )
+
+
+def _component_class(library_name: Optional[str], class_name: str) -> type:
+    """The class of a component saved as `[library_name, class_name]`: one of this package's (whichever module path
+    older saves recorded), or one of diffusers' own (e.g. a `DDIMScheduler` set on the pipeline)."""
+    if library_name is not None and library_name.split(".")[0] == LIBRARY_NAME:
+        if class_name not in SR3_COMPONENT_CLASSES:
+            raise ValueError(f"`model_index.json` names {class_name!r} from {library_name}; this version of sr3_diffusers "
+                             f"has {sorted(SR3_COMPONENT_CLASSES)}.")
+        return SR3_COMPONENT_CLASSES[class_name]
+    component_class = getattr(diffusers, class_name, None) if library_name == "diffusers" else None
+    if not (isinstance(component_class, type) and issubclass(component_class, ConfigMixin)):
+        raise ValueError(
+            f"`model_index.json` names the component [{library_name!r}, {class_name!r}]; SR3Pipeline loads components "
+            f"of sr3_diffusers ({sorted(SR3_COMPONENT_CLASSES)}) and diffusers' models and schedulers only."
+        )
+    return component_class
 
 
 def _tile_starts(length: int, tile: int, stride: int) -> List[int]:

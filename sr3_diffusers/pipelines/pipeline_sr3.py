@@ -1,5 +1,6 @@
 """SR3Pipeline: image super-resolution by iterative refinement (Saharia et al., 2021)."""
 
+import inspect
 import json
 import os
 import shutil
@@ -33,7 +34,14 @@ from ..remote_code import REMOTE_CODE_FILENAME, pipeline_code
 from ..schedulers.scheduling_sr3_dpmsolver import SR3DPMSolverScheduler
 
 
-OUTPUT_TYPES = ("pil", "np", "pt")
+OUTPUT_TYPES = ("pil", "np", "pt", "latent")
+
+# The diffusers schedulers shown to drive the SR3 UNet (README's table); any scheduler with `alphas_cumprod` works.
+DIFFUSERS_SCHEDULERS = (
+    "DDIMScheduler", "DPMSolverMultistepScheduler", "EulerDiscreteScheduler", "UniPCMultistepScheduler", "DDPMScheduler"
+)
+# diffusers' pipelines default to 50 steps; SR3's schedulers carry their own `num_inference_steps`.
+DIFFUSERS_DEFAULT_NUM_INFERENCE_STEPS = 50
 
 # The small x4 model trained on real photos that ships inside the package (see its model card, `default/README.md`).
 SHIPPED_MODEL = "sr3_diffusers/default"
@@ -72,7 +80,10 @@ class SR3Pipeline(DiffusionPipeline):
 
     Args:
         unet ([`SR3UNet2DModel`]): The noise-prediction UNet, conditioned on the upsampled image.
-        scheduler ([`SR3Scheduler`]): The sampling schedule and update rule.
+        scheduler ([`SR3Scheduler`], [`SR3DPMSolverScheduler`] or a diffusers scheduler):
+            The sampling schedule and update rule. Any diffusers scheduler with an `alphas_cumprod` training schedule
+            works (e.g. `DDIMScheduler.from_config(pipe.scheduler.config)`, which takes over SR3's linear-beta
+            training schedule): the UNet is given sqrt(alphas_cumprod[t]) as its noise level.
         scale (`int`, defaults to 4): The upscaling factor the UNet was trained for; saved in `model_index.json`.
         enforce_consistency (`bool`, defaults to `False`):
             The default of the call's `enforce_consistency` (see `__call__`); saved in `model_index.json`. Off in SR3.
@@ -222,6 +233,12 @@ class SR3Pipeline(DiffusionPipeline):
     ) -> None:
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"`output_type` must be one of {OUTPUT_TYPES}, got {output_type!r}.")
+        if not (hasattr(self.scheduler, "get_noise_level") or hasattr(self.scheduler, "alphas_cumprod")):
+            raise ValueError(
+                f"{type(self.scheduler).__name__} cannot drive the SR3 UNet: it has no `alphas_cumprod` training "
+                f"schedule to take the noise level sqrt(alphas_cumprod[t]) from. Use SR3Scheduler, SR3DPMSolverScheduler "
+                f"or one of diffusers' {', '.join(DIFFUSERS_SCHEDULERS)} (`.from_config(pipe.scheduler.config)`)."
+            )
         if isinstance(generator, list) and len(generator) != batch_size:
             raise ValueError(
                 f"Got a list of {len(generator)} generators for {batch_size} images; pass one generator, or one per image."
@@ -241,6 +258,30 @@ class SR3Pipeline(DiffusionPipeline):
                 raise ValueError(f"`tile_overlap` must be an integer in [0, tile_size={tile_size}), got {tile_overlap!r}.")
         if not isinstance(tile_batch_size, int) or tile_batch_size < 1:
             raise ValueError(f"`tile_batch_size` must be a positive integer, got {tile_batch_size!r}.")
+
+    def get_noise_level(self, timestep: Union[int, float, torch.Tensor]) -> torch.Tensor:
+        """
+        The UNet's noise level sqrt(gamma_t) at a step of the scheduler: from an SR3 scheduler's sampling schedule, or
+        sqrt(alphas_cumprod[t]) of a diffusers scheduler (DDPM's alpha-bar is SR3's gamma), so that any scheduler built
+        on a training schedule drives the UNet. A fractional timestep (Euler's) interpolates sigma = sqrt((1 - gamma) /
+        gamma) linearly in t, as `EulerDiscreteScheduler` does, giving gamma = 1 / (1 + sigma^2).
+        """
+        if hasattr(self.scheduler, "get_noise_level"):
+            return self.scheduler.get_noise_level(timestep)
+        alphas_cumprod = self.scheduler.alphas_cumprod.double().cpu()
+        timestep = float(timestep)
+        sigmas = ((1.0 - alphas_cumprod) / alphas_cumprod).sqrt()
+        index = min(int(timestep), len(sigmas) - 2)
+        sigma = torch.lerp(sigmas[index], sigmas[index + 1], timestep - index)
+        return (1.0 / (1.0 + sigma**2)).sqrt().float().to(self._execution_device)
+
+    def noise_condition(self, condition: torch.Tensor, noise: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+        """The bicubic condition noised to the level of `timestep`, where sampling starts for `strength < 1`:
+        x_t = sqrt(gamma_t) condition + sqrt(1 - gamma_t) z (Algorithm 1's forward process, the condition as x_0), or
+        the diffusers scheduler's own `add_noise` (which matches its `step`, e.g. Euler's x_0 + sigma z)."""
+        if hasattr(self.scheduler, "get_noise_level"):
+            return self.scheduler.add_noise(condition, noise, self.scheduler.get_noise_level(timestep).square())
+        return self.scheduler.add_noise(condition, noise, timestep.reshape(1))
 
     def prepare_condition(self, low_res_images: List[torch.Tensor]) -> torch.Tensor:
         """Upsample each [0, 1] low-resolution image x`scale` (SPEC section 3), map to [-1, 1], and pad the batch to a
@@ -355,12 +396,14 @@ class SR3Pipeline(DiffusionPipeline):
                 and uint16 values are rescaled, float values must lie in [0, 1]. Any size works: the input is padded to
                 what the UNet accepts and the output cropped to exactly `scale` times the input size.
             num_inference_steps (`int`, *optional*):
-                Denoising steps; defaults to the scheduler's configured `num_inference_steps` (100 for the presets).
+                Denoising steps; defaults to the SR3 scheduler's configured `num_inference_steps` (100 for the
+                presets), or 50 with one of diffusers' schedulers.
             generator (`torch.Generator` or `List[torch.Generator]`, *optional*):
                 Makes sampling deterministic; pass one per image for per-image reproducibility.
             output_type (`str`, defaults to `"pil"`):
                 `"pil"` (list of `PIL.Image.Image`), `"np"` (`(B, H, W, 3)` float array in [0, 1]) or `"pt"`
-                (`(B, 3, H, W)` tensor in [0, 1]). Images of different sizes come back as a list for `"np"`/`"pt"`.
+                (`(B, 3, H, W)` tensor in [0, 1]); images of different sizes come back as a list for `"np"`/`"pt"`.
+                `"latent"` returns the final sample tensor as it is (in [-1, 1], on the padded canvas).
             return_dict (`bool`, defaults to `True`): Return an [`ImagePipelineOutput`] instead of a tuple.
             callback_on_step_end (`Callable`, `PipelineCallback` or `MultiPipelineCallbacks`, *optional*):
                 Called after each step as `callback_on_step_end(pipe, step_index, timestep, callback_kwargs)`; it may
@@ -409,30 +452,35 @@ class SR3Pipeline(DiffusionPipeline):
 
         # 2. x_T ~ N(0, I) (Algorithm 2, line 1). The sample is kept in float32 whatever the UNet's dtype, so that
         # a bfloat16/float16 UNet does not accumulate rounding error over the steps.
-        sample = randn_tensor(condition.shape, generator=generator, device=device, dtype=torch.float32)
-        sample = sample * self.scheduler.init_noise_sigma
+        noise = randn_tensor(condition.shape, generator=generator, device=device, dtype=torch.float32)
+        sample = noise * self.scheduler.init_noise_sigma
 
-        # 3. The sampling schedule; with strength < 1, only its last steps, starting from the noised condition
-        # x_t = sqrt(gamma_t) condition + sqrt(1 - gamma_t) z (Algorithm 1's forward process, the bicubic image as x_0).
+        # 3. The sampling schedule; with strength < 1, only its last steps, starting from the noised condition.
+        if num_inference_steps is None and not hasattr(self.scheduler, "get_noise_level"):
+            num_inference_steps = DIFFUSERS_DEFAULT_NUM_INFERENCE_STEPS
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = self.scheduler.timesteps
         if strength < 1.0:
-            timesteps = timesteps[len(timesteps) - max(1, round(strength * len(timesteps))) :]
-            start_gamma = self.scheduler.get_noise_level(timesteps[0]).square()
-            sample = self.scheduler.add_noise(condition.float(), sample, start_gamma)
+            begin_index = len(timesteps) - max(1, round(strength * len(timesteps)))
+            timesteps = timesteps[begin_index:]
+            if hasattr(self.scheduler, "set_begin_index"):
+                self.scheduler.set_begin_index(begin_index)
+            sample = self.noise_condition(condition.float(), noise, timesteps[0])
         self._num_timesteps = len(timesteps)
+        # diffusers' schedulers differ in whether `step` draws noise (UniPC takes no generator)
+        step_kwargs = {"generator": generator} if "generator" in inspect.signature(self.scheduler.step).parameters else {}
 
         # 4. The refinement loop (Algorithm 2, lines 2-5).
         for step_index, timestep in enumerate(self.progress_bar(timesteps)):
             if self.interrupt:
                 break
-            noise_level = self.scheduler.get_noise_level(timestep).expand(batch_size)
+            noise_level = self.get_noise_level(timestep).expand(batch_size)
             model_input = self.scheduler.scale_model_input(sample, timestep)
             noise_pred = self.predict_noise(model_input, noise_level, condition, tile_size, tile_overlap, tile_batch_size)
             if enforce_consistency:
-                noise_pred = self.project_to_low_res(noise_pred, sample, noise_level[0], low_res_images)
-            step_output = self.scheduler.step(noise_pred, timestep, sample, generator=generator)
-            sample, pred_original_sample = step_output.prev_sample, step_output.pred_original_sample
+                noise_pred = self.project_to_low_res(noise_pred, model_input, noise_level[0], low_res_images)
+            step_output = self.scheduler.step(noise_pred, timestep, sample, **step_kwargs)
+            sample, pred_original_sample = step_output.prev_sample, getattr(step_output, "pred_original_sample", None)
 
             if callback_on_step_end is not None:
                 step_tensors = {"sample": sample, "condition": condition, "pred_original_sample": pred_original_sample}
@@ -440,7 +488,11 @@ class SR3Pipeline(DiffusionPipeline):
                 callback_outputs = callback_on_step_end(self, step_index, timestep, callback_kwargs)
                 sample = callback_outputs.pop("sample", sample)
 
-        # 5. Crop each image back to exactly `scale` times its input size, clamp to [0, 1] and convert.
+        # 5. Crop each image back to exactly `scale` times its input size, clamp to [0, 1] and convert; "latent" is
+        # the final sample itself, in [-1, 1] on the padded canvas.
+        if output_type == "latent":
+            self.maybe_free_model_hooks()
+            return (sample,) if not return_dict else ImagePipelineOutput(images=sample)
         scale = self.config.scale
         images = [
             denormalize(sample[index, :, : low_res.shape[1] * scale, : low_res.shape[2] * scale]).cpu()

@@ -61,7 +61,7 @@ TRAINING_PRESETS = {
     "sr3-32-128": {"resolution": 128, "train_batch_size": 12},
 }
 SCALE = 4
-MODEL_CARD_TEMPLATE = Path(__file__).resolve().parent / "model_cards" / "sr3_model_card.md"
+MODEL_CARD_TEMPLATE = Path(sr3_diffusers.__file__).resolve().parent / "model_cards" / "sr3_model_card.md"
 METRICS_DIR = Path(sr3_diffusers.__file__).resolve().parent / "metrics"
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 PARTIAL_SUFFIX = ".partial"
@@ -547,7 +547,7 @@ def log_validation(pipeline, validation, args, accelerator, metrics, global_step
 
 
 def write_model_card(args, pipeline: SR3Pipeline, repo_id: str, training_summary: dict, metrics: dict) -> None:
-    """`README.md` in --output_dir from `model_cards/sr3_model_card.md`, with metadata `huggingface_hub` validates."""
+    """`README.md` in --output_dir from `sr3_diffusers/model_cards/sr3_model_card.md`, with metadata `huggingface_hub` validates."""
     unet_config = {key: value for key, value in pipeline.unet.config.items() if not key.startswith("_")}
     scheduler_config = {key: value for key, value in pipeline.scheduler.config.items() if not key.startswith("_")}
     if args.dataset_name is not None:

@@ -1,7 +1,9 @@
-"""`sr3-upscale`: upscale image files, folders and globs with an SR3 pipeline (also `python -m sr3_diffusers`)."""
+"""`sr3-upscale`: upscale image files, folders and globs with an SR3 pipeline (also `python -m sr3_diffusers`); and the
+entry points of `sr3-evaluate` and `sr3-train`, which first check that their optional dependencies are installed."""
 
 import argparse
 import glob
+import importlib
 import logging
 import os
 import sys
@@ -21,6 +23,9 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 DEFAULT_OUTPUT_PATTERN = "{dir}/{stem}_x{scale}.png"
 
 logger = logging.getLogger("sr3_diffusers.cli")
+
+# The optional dependencies of the commands and the extra of `setup.cfg` that installs each.
+OPTIONAL_DEPENDENCIES = {"datasets": "eval", "evaluate": "eval", "scipy": "eval", "tensorboard": "train"}
 
 
 def parse_upscale_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -224,6 +229,29 @@ def upscale_batch(pipe: SR3Pipeline, batch: List[Tuple[Path, Path, PIL.Image.Ima
         save_atomically(upscaled, target)
         tqdm.write(f"{path} -> {target}")
     return 0
+
+
+def _import_command(command: str, module_name: str, extra: str):
+    """Import a command's module, or exit with one line naming the extra to install when a dependency is missing."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        missing = (error.name or "").split(".")[0]
+        if missing not in OPTIONAL_DEPENDENCIES:
+            raise
+        sys.exit(f"{command}: error: it needs `{missing}`, which is not installed: pip install 'sr3-diffusers[{extra}]'")
+
+
+def evaluate_main() -> int:
+    """The `sr3-evaluate` console script (`sr3_diffusers.evaluation.main`); needs the `eval` extra."""
+    return _import_command("sr3-evaluate", "sr3_diffusers.evaluation", "eval").main()
+
+
+def train_main() -> None:
+    """The `sr3-train` console script: the top-level `train_sr3.py` (installed beside the package); needs the `train`
+    extra. Launch it on several processes with `accelerate launch $(which sr3-train) ...`."""
+    train_sr3 = _import_command("sr3-train", "train_sr3", "train")
+    train_sr3.main(train_sr3.parse_args())
 
 
 if __name__ == "__main__":

@@ -53,3 +53,49 @@ def write_hub_cache(folder, cache_dir, repo_id, commit_hash, extra_repo_files=No
     (storage / "trees").mkdir()
     trees = {"format_version": 1, "files": dict(sorted(listing.items()))}
     (storage / "trees" / f"{commit_hash}.json").write_text(json.dumps(trees, indent=2))
+
+
+class FakeHub:
+    """The Hub's HTTP API as huggingface_hub's real `create_repo` / `upload_folder` / `create_commit` call it, answered
+    in memory: every request is recorded, and each commit's files (all sent inline, upload mode "regular") are kept
+    with their content. Install it with `huggingface_hub.set_client_factory(hub.client)`; thread-safe enough for
+    `run_as_future` uploads (list appends)."""
+
+    def __init__(self, user="someone"):
+        self.user = user
+        self.requests = []  # (method, path)
+        self.commits = []  # (repo_id, commit message, {path: bytes})
+
+    def client(self):
+        import httpx2
+        from huggingface_hub.utils._http import hf_request_event_hook
+
+        return httpx2.Client(transport=httpx2.MockTransport(self.handle), event_hooks={"request": [hf_request_event_hook]})
+
+    def handle(self, request):
+        import base64
+
+        import httpx2
+
+        path = request.url.path
+        self.requests.append((request.method, path))
+        if path == "/api/validate-yaml":
+            return httpx2.Response(200, json={})
+        if path == "/api/repos/create":
+            name = json.loads(request.content)["name"]
+            return httpx2.Response(200, json={"url": f"https://huggingface.co/{self.user}/{name}"})
+        if "/preupload/" in path:
+            files = json.loads(request.content)["files"]
+            modes = [{"path": file["path"], "uploadMode": "regular", "shouldIgnore": False} for file in files]
+            return httpx2.Response(200, json={"files": modes})
+        if "/commit/" in path:
+            repo_id = path.split("/api/models/")[1].split("/commit/")[0]
+            lines = [json.loads(line) for line in request.content.decode().splitlines()]
+            header = next(line["value"] for line in lines if line["key"] == "header")
+            files = {line["value"]["path"]: base64.b64decode(line["value"]["content"]) for line in lines
+                     if line["key"] == "file"}
+            self.commits.append((repo_id, header["summary"], files))
+            oid = hashlib.sha1(str(len(self.commits)).encode()).hexdigest()
+            return httpx2.Response(200, json={"commitUrl": f"https://huggingface.co/{repo_id}/commit/{oid}",
+                                              "commitOid": oid, "pullRequestUrl": None})
+        return httpx2.Response(404, json={"error": f"{path} is not faked"})

@@ -189,9 +189,10 @@ class SR3Pipeline(DiffusionPipeline):
         """Upload the pipeline to the Hub repo `repo_id` (created if needed) with its code files and this package's
         model card (see `save_pretrained`); the card of the folder the pipeline was loaded from is kept if it had one."""
         with tempfile.TemporaryDirectory() as save_directory:
-            source_card = os.path.join(str(self.config.get("_name_or_path", "")), "README.md")
-            if os.path.isfile(source_card):
-                shutil.copy(source_card, os.path.join(save_directory, "README.md"))
+            loaded_from = self.config.get("_name_or_path")
+            loaded_from = str(SHIPPED_MODEL_PATH) if loaded_from == SHIPPED_MODEL else loaded_from
+            if loaded_from and os.path.isfile(os.path.join(loaded_from, "README.md")):
+                shutil.copy(os.path.join(loaded_from, "README.md"), os.path.join(save_directory, "README.md"))
             self.save_pretrained(
                 save_directory, push_to_hub=True, repo_id=repo_id, commit_message=commit_message, private=private,
                 token=token, create_pr=create_pr, safe_serialization=safe_serialization, variant=variant,

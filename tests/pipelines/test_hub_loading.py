@@ -10,10 +10,12 @@ import sys
 import pytest
 import torch
 from diffusers import AutoModel
+from huggingface_hub import ModelCard
 
+import sr3_diffusers
 from sr3_diffusers import SHIPPED_MODEL, SR3Pipeline, SR3Scheduler, SR3UNet2DModel
 from sr3_diffusers.remote_code import REMOTE_CODE_FILENAME, bundle_source, bundled_modules
-from tests.testing_utils import write_hub_cache
+from tests.testing_utils import FakeHub, write_hub_cache
 
 
 REPO_ID = "sr3-org/sr3-default"
@@ -147,3 +149,46 @@ def test_an_unknown_component_class_is_a_clear_error(tiny_pipeline, tmp_path):
     (tmp_path / "model_index.json").write_text(json.dumps({**index, "unet": ["sr3_diffusers", "SR3Transformer"]}))
     with pytest.raises(ValueError, match="names 'SR3Transformer' from sr3_diffusers"):
         SR3Pipeline.from_pretrained(tmp_path)
+
+
+@pytest.fixture
+def fake_hub(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    hub = FakeHub()
+    huggingface_hub.set_client_factory(hub.client)
+    yield hub
+    huggingface_hub.set_client_factory(huggingface_hub.utils._http.default_client_factory)
+
+
+def test_push_to_hub_uploads_the_code_files_and_our_model_card(tiny_pipeline, fake_hub):
+    tiny_pipeline.push_to_hub("sr3-tiny", token="hf_test")
+    [(repo_id, _, files)] = fake_hub.commits
+    assert repo_id == "someone/sr3-tiny"
+    assert {"model_index.json", "unet/diffusion_pytorch_model.safetensors", "unet/config.json",
+            "scheduler/scheduler_config.json", "sr3_diffusers.py", "unet/sr3_diffusers.py",
+            "scheduler/sr3_diffusers.py", "README.md"} == set(files)
+    assert files["sr3_diffusers.py"].decode() == bundle_source("sr3_diffusers.pipelines.pipeline_sr3")
+    card = ModelCard(files["README.md"].decode())
+    assert card.data.library_name == "diffusers" and card.data.pipeline_tag == "image-to-image"
+    assert 'DiffusionPipeline.from_pretrained("someone/sr3-tiny", trust_remote_code=True)' in card.text
+    assert "pip install sr3-diffusers" in card.text
+
+
+def test_save_pretrained_with_push_to_hub_keeps_the_card_in_the_folder(tiny_pipeline, fake_hub, tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "README.md").write_text("---\nlicense: mit\nlibrary_name: diffusers\n---\n\n# My own card\n")
+    tiny_pipeline.save_pretrained(tmp_path / "out", push_to_hub=True, repo_id="me/sr3", token="hf_test")
+    [(_, _, files)] = fake_hub.commits
+    assert files["README.md"] == (tmp_path / "out" / "README.md").read_bytes()
+    assert b"# My own card" in files["README.md"]
+    assert ("POST", "/api/repos/create") in fake_hub.requests
+
+
+def test_push_to_hub_of_a_loaded_pipeline_keeps_the_card_it_was_loaded_with(fake_hub):
+    SR3Pipeline.from_pretrained(SHIPPED_MODEL).push_to_hub("sr3-default", token="hf_test")
+    [(_, _, files)] = fake_hub.commits
+    shipped_card = os.path.join(os.path.dirname(sr3_diffusers.__file__), "default", "README.md")
+    assert files["README.md"] == open(shipped_card, "rb").read()

@@ -21,6 +21,7 @@ A resumed run (`--resume_from_checkpoint`) continues from exactly the saved stat
 """
 
 import argparse
+import concurrent.futures
 import copy
 import json
 import logging
@@ -61,6 +62,7 @@ TRAINING_PRESETS = {
     "sr3-32-128": {"resolution": 128, "train_batch_size": 12},
 }
 SCALE = 4
+HUB_STRATEGIES = ("end", "every_save", "checkpoint")
 MODEL_CARD_TEMPLATE = Path(sr3_diffusers.__file__).resolve().parent / "model_cards" / "sr3_model_card.md"
 METRICS_DIR = Path(sr3_diffusers.__file__).resolve().parent / "metrics"
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
@@ -314,6 +316,16 @@ def parse_args(argv=None):
     parser.add_argument("--hub_token", type=str, default=None, help="A Hub token (default: the logged-in user's).")
     parser.add_argument("--hub_private_repo", action="store_true", help="Create the Hub repo as private.")
     parser.add_argument(
+        "--hub_strategy",
+        choices=HUB_STRATEGIES,
+        default="end",
+        help="With --push_to_hub, as transformers' Trainer: `end` uploads the final model only; `every_save` also "
+        "uploads each checkpoint's pipeline to the repo root; `checkpoint` does that and uploads the latest full "
+        "checkpoint (optimizer, EMA, random states) to `last-checkpoint/`, so that a run can resume from the Hub "
+        "(download that folder and pass it to --resume_from_checkpoint). Checkpoint uploads run in the background; "
+        "a failed one is logged and training goes on.",
+    )
+    parser.add_argument(
         "--license", type=str, default="apache-2.0", help="The license written in the model card's metadata."
     )
 
@@ -408,6 +420,8 @@ def _check_args(parser, args) -> None:
         parser.error(f"--ema_decay must be in [0, 1], got {args.ema_decay}.")
     if args.max_grad_norm < 0:
         parser.error(f"--max_grad_norm must be >= 0, got {args.max_grad_norm}.")
+    if args.hub_strategy != "end" and not (args.push_to_hub and args.checkpointing_steps):
+        parser.error(f"--hub_strategy {args.hub_strategy} uploads checkpoints: it needs --push_to_hub and --checkpointing_steps.")
     if args.report_to in ("wandb", "all") and args.hub_token is not None:
         parser.error("--hub_token with --report_to wandb would leak the token into the run config; log in instead.")
 
@@ -483,6 +497,46 @@ def save_checkpoint(accelerator: Accelerator, output_dir: str, global_step: int,
                 shutil.rmtree(old)
     accelerator.wait_for_everyone()
     return final
+
+
+class CheckpointUploader:
+    """Uploads checkpoints to the Hub during training (`--hub_strategy`), in the background (`run_as_future=True`) so
+    that training never waits on the network; a checkpoint saved while the previous one is still uploading is skipped,
+    and a failed upload is logged, never raised."""
+
+    def __init__(self, api: HfApi, repo_id: str, strategy: str):
+        self.api, self.repo_id, self.strategy = api, repo_id, strategy
+        self.futures = []
+
+    def push(self, checkpoint: Path, global_step: int) -> None:
+        """`every_save`: the checkpoint's pipeline (model_index.json, code and component folders) to the repo root;
+        `checkpoint`: also the whole checkpoint to `last-checkpoint/`, replacing the previous one."""
+        if self.strategy == "end":
+            return
+        if not all(future.done() for future in self.futures):  # as transformers' Trainer: never queue up pushes
+            logger.info(f"Not uploading checkpoint-{global_step}: the previous checkpoint is still uploading.")
+            return
+        model_index = json.loads(Path(checkpoint, "model_index.json").read_text())
+        components = [name for name, entry in model_index.items() if isinstance(entry, list) and name != "_class_name"]
+        uploads = [dict(path_in_repo=".", allow_patterns=["model_index.json", "*.py", *(f"{name}/*" for name in components)])]
+        if self.strategy == "checkpoint":
+            uploads.append(dict(path_in_repo="last-checkpoint", delete_patterns="*"))
+        for upload in uploads:
+            future = self.api.upload_folder(
+                repo_id=self.repo_id, folder_path=str(checkpoint), commit_message=f"Training in progress, step {global_step}",
+                run_as_future=True, **upload,
+            )
+            future.add_done_callback(lambda done, upload=upload: self._report(done, checkpoint, upload["path_in_repo"]))
+            self.futures.append(future)
+
+    @staticmethod
+    def _report(future, checkpoint: Path, path_in_repo: str) -> None:
+        if future.exception() is not None:
+            logger.warning(f"Uploading {checkpoint.name} to the Hub ({path_in_repo}) failed, training goes on: {future.exception()}")
+
+    def wait(self) -> None:
+        """Wait for the uploads still running (their errors are logged by `_report`)."""
+        concurrent.futures.wait(self.futures)
 
 
 def load_metrics():
@@ -692,6 +746,7 @@ def main(args):
             exist_ok=True,
             private=args.hub_private_repo,
         ).repo_id
+    uploader = CheckpointUploader(HfApi(token=args.hub_token), repo_id, args.hub_strategy) if repo_id else None
 
     # Initialize the model
     try:
@@ -932,7 +987,9 @@ def main(args):
                     gradient_accumulation_steps=args.gradient_accumulation_steps,
                     num_processes=accelerator.num_processes,
                 )
-                save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
+                checkpoint = save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
+                if uploader is not None:
+                    uploader.push(checkpoint, global_step)
 
             last_step = global_step == args.max_train_steps
             if validation is not None and (global_step % args.validation_steps == 0 or last_step):
@@ -994,6 +1051,7 @@ def main(args):
         weights_kind = "EMA" if ema_unet is not None else "final"
         logger.info(f"Saved the SR3Pipeline ({weights_kind} weights) and its model card to {args.output_dir}")
         if args.push_to_hub:
+            uploader.wait()
             HfApi(token=args.hub_token).upload_folder(
                 repo_id=repo_id,
                 folder_path=args.output_dir,

@@ -65,6 +65,8 @@ class FakeHub:
         self.user = user
         self.requests = []  # (method, path)
         self.commits = []  # (repo_id, commit message, {path: bytes})
+        self.deleted = []  # (repo_id, commit message, [paths])
+        self.repos = {}  # repo_id -> {path: bytes}, the files now in each repo
 
     def client(self):
         import httpx2
@@ -88,13 +90,26 @@ class FakeHub:
             files = json.loads(request.content)["files"]
             modes = [{"path": file["path"], "uploadMode": "regular", "shouldIgnore": False} for file in files]
             return httpx2.Response(200, json={"files": modes})
+        if "/tree/" in path:  # the listing `upload_folder(delete_patterns=...)` reads
+            repo_id, _, rest = path.split("/api/models/")[1].partition("/tree/")
+            folder = rest.partition("/")[2]
+            files = self.repos.get(repo_id, {})
+            entries = [{"type": "file", "path": name, "size": len(content), "oid": git_blob_sha1(content)}
+                       for name, content in sorted(files.items()) if name.startswith(folder)]
+            return httpx2.Response(200, json=entries)
         if "/commit/" in path:
             repo_id = path.split("/api/models/")[1].split("/commit/")[0]
             lines = [json.loads(line) for line in request.content.decode().splitlines()]
             header = next(line["value"] for line in lines if line["key"] == "header")
             files = {line["value"]["path"]: base64.b64decode(line["value"]["content"]) for line in lines
                      if line["key"] == "file"}
+            deleted = [line["value"]["path"] for line in lines if line["key"] == "deletedFile"]
             self.commits.append((repo_id, header["summary"], files))
+            self.deleted.append((repo_id, header["summary"], deleted))
+            repo = self.repos.setdefault(repo_id, {})
+            for name in deleted:
+                repo.pop(name, None)
+            repo.update(files)
             oid = hashlib.sha1(str(len(self.commits)).encode()).hexdigest()
             return httpx2.Response(200, json={"commitUrl": f"https://huggingface.co/{repo_id}/commit/{oid}",
                                               "commitOid": oid, "pullRequestUrl": None})

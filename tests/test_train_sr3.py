@@ -425,7 +425,9 @@ def test_hub_strategy_uploads_each_checkpoint_in_the_background(folders, in_proc
     assert commits[-1][0] == "End of training" and "README.md" in commits[-1][1]
     if strategy == "checkpoint":  # last-checkpoint/ holds the latest checkpoint only
         in_repo = {name for name in hub.repos["someone/sr3-tiny"] if name.startswith("last-checkpoint/")}
-        assert in_repo == expected[-1][1] and hub.deleted[3][2]  # checkpoint-2's commit deleted checkpoint-1's files
+        assert in_repo == expected[-1][1]
+        for name in in_repo:
+            assert hub.repos["someone/sr3-tiny"][name] == (output_dir / "checkpoint-2" / name.partition("/")[2]).read_bytes()
 
 
 def slow_push_that_waits(push):

@@ -43,13 +43,14 @@ from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, broadcast_object_list, set_seed
 from diffusers.training_utils import EMAModel
-from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
+from huggingface_hub import EvalResult, HfApi, ModelCard
 from tqdm.auto import tqdm
 
 import sr3_diffusers
 from sr3_diffusers import SR3Pipeline, SR3Scheduler, SR3UNet2DModel
 from sr3_diffusers.data import load_image_dataset, load_validation_pairs, prepare_train_dataset
 from sr3_diffusers.image_processing import normalize, upsample_bicubic
+from sr3_diffusers.model_card import INSTALL_COMMAND, hub_dataset_ids, sr3_card_data
 from sr3_diffusers.models import SR3_UNET_PRESETS
 from sr3_diffusers.schedulers import SR3_SCHEDULER_PRESETS
 
@@ -328,6 +329,9 @@ def parse_args(argv=None):
     parser.add_argument(
         "--license", type=str, default="apache-2.0", help="The license written in the model card's metadata."
     )
+    parser.add_argument(
+        "--license_link", type=str, default=None, help="URL or repo file of the license text; needed for --license other."
+    )
 
     args = parser.parse_args(argv)
     _check_args(parser, args)
@@ -422,6 +426,8 @@ def _check_args(parser, args) -> None:
         parser.error(f"--max_grad_norm must be >= 0, got {args.max_grad_norm}.")
     if args.hub_strategy != "end" and not (args.push_to_hub and args.checkpointing_steps):
         parser.error(f"--hub_strategy {args.hub_strategy} uploads checkpoints: it needs --push_to_hub and --checkpointing_steps.")
+    if args.license == "other" and not args.license_link:
+        parser.error("--license other needs --license_link (a URL or a file of the repo) for the license text.")
     if args.report_to in ("wandb", "all") and args.hub_token is not None:
         parser.error("--hub_token with --report_to wandb would leak the token into the run config; log in instead.")
 
@@ -637,11 +643,10 @@ def write_model_card(args, pipeline: SR3Pipeline, repo_id: str, training_summary
                     metric_value=round(float(value), 4),
                 )
             )
-    card_data = ModelCardData(
+    card_data = sr3_card_data(
         license=args.license,
-        tags=["super-resolution", "image-to-image", "diffusion", "sr3", "diffusers", "sr3-diffusers"],
-        pipeline_tag="image-to-image",
-        datasets=[args.dataset_name] if args.dataset_name else None,
+        license_link=args.license_link,
+        datasets=hub_dataset_ids([args.dataset_name]),
         model_name=repo_id,
         eval_results=eval_results or None,
     )
@@ -661,6 +666,7 @@ def write_model_card(args, pipeline: SR3Pipeline, repo_id: str, training_summary
         num_validation_images=metrics.get("num_images"),
         metrics=[(result.metric_name, result.metric_value) for result in eval_results],
         validation_inference_steps=args.validation_inference_steps,
+        install_command=INSTALL_COMMAND,
         **training_summary,
     )
     card.save(Path(args.output_dir, "README.md"))

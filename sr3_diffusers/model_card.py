@@ -1,11 +1,13 @@
 """Model-card metadata shared by everything that writes an SR3 card (`train_sr3.py`, the shipping script,
-`SR3Pipeline.push_to_hub`): the Hub fields a card needs so that the Hub shows how to load the model."""
+`sr3-evaluate --model_card`, `SR3Pipeline.push_to_hub`): the Hub fields a card needs so that the Hub shows how to load
+the model and its measured quality (model-index results)."""
 
+import math
 import os
 import re
 from typing import List, Optional, Sequence
 
-from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 
 # The library the Hub's "Use this model" button shows: diffusers loads these repos (with `trust_remote_code=True`).
@@ -67,3 +69,43 @@ def write_pipeline_model_card(pipeline, repo_id: str, path: str) -> None:
         + USAGE_TEMPLATE.format(repo_id=repo_id, scale=scale, install=INSTALL_COMMAND)
     )
     ModelCard(text).save(path)
+
+
+# The per-image metrics of an `sr3-evaluate` summary that go into a card's model-index: (summary key, type, name).
+EVAL_RESULT_METRICS = (
+    ("psnr_rgb", "psnr", "PSNR (RGB, no crop)"),
+    ("ssim_rgb", "ssim", "SSIM (RGB, no crop)"),
+    ("psnr_y", "psnr", "PSNR (Y, crop {crop_border})"),
+    ("ssim_y", "ssim", "SSIM (Y, crop {crop_border})"),
+    ("consistency", "mse", "Consistency (MSE of the downscaled output to the input)"),
+)
+
+
+def eval_results_from_summary(
+    summary: dict, method: str, scale: int, crop_border: int, dataset_type: str, dataset_name: str,
+    dataset_split: Optional[str] = None,
+) -> List[EvalResult]:
+    """The card's model-index entries (the Hub's `EvalResult` format) for one method of an `sr3-evaluate` summary."""
+    results = []
+    for key, metric_type, metric_name in EVAL_RESULT_METRICS:
+        value = summary["methods"][method][key]["mean"]
+        if value is None or not math.isfinite(value):
+            continue
+        results.append(EvalResult(
+            task_type="image-to-image", task_name=f"Image super-resolution x{scale}", dataset_type=dataset_type,
+            dataset_name=dataset_name, dataset_split=dataset_split, metric_type=metric_type,
+            metric_name=metric_name.format(crop_border=crop_border), metric_value=round(float(value), 6 if key == "consistency" else 4),
+        ))
+    return results
+
+
+def write_eval_results(card_path: str, results: List[EvalResult], model_name: str) -> ModelCard:
+    """Put `results` into the model-index of the card at `card_path` (created if missing), replacing earlier results
+    with the same metric on the same dataset; the rest of the card is kept."""
+    card = ModelCard.load(card_path) if os.path.isfile(card_path) else ModelCard(f"---\n{sr3_card_data().to_yaml()}\n---\n")
+    new = {(result.dataset_name, result.metric_name) for result in results}
+    kept = [result for result in card.data.eval_results or [] if (result.dataset_name, result.metric_name) not in new]
+    card.data.eval_results = kept + list(results)
+    card.data.model_name = card.data.model_name or model_name
+    card.save(card_path)
+    return card

@@ -187,8 +187,11 @@ def test_checkpoint_limit_keeps_exactly_the_newest_k(straight_run):
 def test_model_card_loads_with_huggingface_hub_and_carries_the_metadata(straight_run):
     output_dir, _ = straight_run
     card = ModelCard.load(output_dir / "README.md")
-    assert card.data.license == "apache-2.0"
+    assert card.data.license == "apache-2.0" and card.data.library_name == "diffusers"
     assert card.data.pipeline_tag == "image-to-image"
+    assert card.data.datasets is None  # trained from a local folder: no path in `datasets:`
+    assert "pip install sr3-diffusers" in card.text
+    assert 'DiffusionPipeline.from_pretrained("straight", trust_remote_code=True)' in card.text
     assert {"super-resolution", "sr3", "diffusers"} <= set(card.data.tags)
     metrics = {result.metric_name: result for result in card.data.eval_results}
     assert set(metrics) == {"PSNR (RGB, no crop)", "SSIM (RGB, no crop)", "PSNR (Y, crop 8)", "SSIM (Y, crop 8)"}

@@ -47,12 +47,12 @@ from huggingface_hub import EvalResult, HfApi, ModelCard
 from tqdm.auto import tqdm
 
 import sr3_diffusers
-from sr3_diffusers import SR3Pipeline, SR3Scheduler, SR3UNet2DModel
+from sr3_diffusers import SR3Pipeline, SR3PredictorModel, SR3Scheduler, SR3UNet2DModel
 from sr3_diffusers.data import load_image_dataset, load_validation_pairs, prepare_train_dataset
-from sr3_diffusers.image_processing import normalize, upsample_bicubic
+from sr3_diffusers.image_processing import denormalize, normalize, upsample_bicubic
 from sr3_diffusers.model_card import INSTALL_COMMAND, hub_dataset_ids, sr3_card_data
 from sr3_diffusers.models import SR3_UNET_PRESETS
-from sr3_diffusers.schedulers import SR3_SCHEDULER_PRESETS
+from sr3_diffusers.schedulers import PREDICTION_TYPES, SR3_SCHEDULER_PRESETS
 
 
 logger = get_logger(__name__, log_level="INFO")
@@ -154,6 +154,12 @@ def parse_args(argv=None):
         help="Data-loading worker processes per training process (0: load in the main process).",
     )
     parser.add_argument(
+        "--cache_images",
+        action="store_true",
+        help="Decode every training image once, up front, and keep it in memory (the decoded pixels' size), instead"
+        " of decoding a whole photo for every crop. Same pairs, same data order; not for --streaming.",
+    )
+    parser.add_argument(
         "--preprocessing_num_workers",
         type=int,
         default=None,
@@ -180,6 +186,50 @@ def parse_args(argv=None):
         type=str,
         default=None,
         help="SR3Scheduler config overrides on top of the preset: a JSON file or a JSON string.",
+    )
+    parser.add_argument(
+        "--train_component",
+        type=str,
+        default="unet",
+        choices=["unet", "predictor"],
+        help="`unet`: train the SR3 diffusion UNet (the reference). `predictor`: train only a deterministic"
+        " SR3PredictorModel with an L1 loss on the HR image (the first stage of predict-and-refine, Whang et al. 2022);"
+        " then train the UNet with --predictor_model_name_or_path pointing at the result.",
+    )
+    parser.add_argument(
+        "--predictor_config",
+        type=str,
+        default=None,
+        help="With --train_component predictor: SR3PredictorModel config overrides, a JSON file or string.",
+    )
+    parser.add_argument(
+        "--predictor_model_name_or_path",
+        type=str,
+        default=None,
+        help="A folder with a trained `predictor/` (a --train_component predictor run, or a pipeline folder): its"
+        " frozen output replaces the bicubic condition, and it ships in the trained pipeline. Off in the presets.",
+    )
+    parser.add_argument(
+        "--residual_scale",
+        type=float,
+        default=None,
+        help="Residual diffusion (SRDiff, Li et al. 2022): the UNet generates (HR - condition) / residual_scale"
+        " instead of HR; choose it so the residual has roughly unit variance. Default: off (SR3).",
+    )
+    parser.add_argument(
+        "--prediction_type",
+        type=str,
+        default=None,
+        choices=list(PREDICTION_TYPES),
+        help="What the UNet predicts: the noise (`epsilon`, SR3), x_0 (`sample`) or `v_prediction`; written into the"
+        " scheduler config. Default: the scheduler config's (epsilon).",
+    )
+    parser.add_argument(
+        "--snr_gamma",
+        type=float,
+        default=None,
+        help="Min-SNR-gamma loss weighting (Hang et al. 2023): each sample's loss is weighted so that its x_0 weight"
+        " is min(SNR, snr_gamma), SNR = gamma / (1 - gamma). 5.0 is the paper's value. Default: unweighted (SR3).",
     )
     parser.add_argument(
         "--gradient_checkpointing",
@@ -236,7 +286,8 @@ def parse_args(argv=None):
         type=str,
         default="l2",
         choices=["l2", "l1"],
-        help="Loss on the predicted noise: `l2` (MSE, the reference) or `l1` (the SR3 paper's better ablation).",
+        help="Loss on the UNet's prediction (`l2`: MSE, the reference; `l1`: the SR3 paper's better ablation), or"
+        " on the predictor's image with --train_component predictor.",
     )
     parser.add_argument(
         "--use_ema",
@@ -385,6 +436,27 @@ def _check_args(parser, args) -> None:
     args.scheduler_config = _resolve_config(
         parser, "--scheduler_config", SR3Scheduler, SR3_SCHEDULER_PRESETS[args.preset], args.scheduler_config
     )
+    if args.prediction_type is not None:
+        args.scheduler_config["prediction_type"] = args.prediction_type
+    args.predictor_config = _resolve_config(
+        parser, "--predictor_config", SR3PredictorModel, {"scale": args.scale}, args.predictor_config
+    )
+    if args.train_component == "predictor":
+        for name in ("predictor_model_name_or_path", "residual_scale", "prediction_type", "snr_gamma"):
+            if getattr(args, name) is not None:
+                parser.error(f"--{name} configures the UNet's training; it does nothing with --train_component predictor.")
+    elif args.predictor_model_name_or_path is not None:
+        if not Path(args.predictor_model_name_or_path, "predictor", "config.json").is_file():
+            parser.error(
+                f"--predictor_model_name_or_path {args.predictor_model_name_or_path} has no predictor/config.json;"
+                " pass the output folder of a --train_component predictor run."
+            )
+    if args.residual_scale is not None and not args.residual_scale > 0:
+        parser.error(f"--residual_scale must be positive, got {args.residual_scale}.")
+    if args.snr_gamma is not None and not args.snr_gamma > 0:
+        parser.error(f"--snr_gamma must be positive, got {args.snr_gamma}.")
+    if args.cache_images and args.streaming:
+        parser.error("--cache_images needs a map-style dataset; drop --streaming, or --cache_images.")
 
     for name in (
         "scale",
@@ -564,18 +636,27 @@ def to_uint8_images(images: torch.Tensor) -> np.ndarray:
     return (images.float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255.0).round().astype(np.uint8)
 
 
-def log_validation(pipeline, validation, args, accelerator, metrics, global_step) -> dict:
-    """Super-resolve the validation LR crops with the pipeline itself, save and log LR-bicubic | SR | HR grids, and
-    return PSNR/SSIM (RGB, no crop: the SR3 paper; Y channel with a border crop: the reference)."""
-    low_res, high_res = validation["lr"], validation["hr"]
-    generator = torch.Generator().manual_seed(validation["seed"])
+def validation_images(model, make_pipeline, validation, args, accelerator) -> torch.Tensor:
+    """Super-resolve the validation LR crops: with the pipeline itself for a UNet, so that training and inference share
+    one path, or with the predictor alone. Returns `(N, 3, H, W)` images in [0, 1]."""
+    low_res = validation["lr"].to(accelerator.device)
     with accelerator.autocast():
-        super_res = pipeline(
-            low_res.to(accelerator.device),
+        if isinstance(model, SR3PredictorModel):
+            return denormalize(model(normalize(low_res)).sample.float())
+        pipeline = make_pipeline(model)
+        pipeline.set_progress_bar_config(disable=True)
+        return pipeline(
+            low_res,
             num_inference_steps=args.validation_inference_steps,
-            generator=generator,
+            generator=torch.Generator().manual_seed(validation["seed"]),
             output_type="pt",
         ).images
+
+
+def log_validation(super_res, validation, args, accelerator, metrics, global_step) -> dict:
+    """Save and log LR-bicubic | SR | HR grids of the validation images `super_res`, and return PSNR/SSIM (RGB, no
+    crop: the SR3 paper; Y channel with a border crop: the reference)."""
+    low_res, high_res = validation["lr"], validation["hr"]
     bicubic = upsample_bicubic(low_res, args.scale)
     rows = [torch.cat([bicubic[i], super_res[i].float().cpu(), high_res[i]], dim=-1) for i in range(len(low_res))]
     grid = to_uint8_images(torch.cat(rows, dim=-2)[None])[0]
@@ -672,8 +753,8 @@ def write_model_card(args, pipeline: SR3Pipeline, repo_id: str, training_summary
     card.save(Path(args.output_dir, "README.md"))
 
 
-def create_ema_model(unet: SR3UNet2DModel, args) -> EMAModel:
-    """diffusers' EMAModel over the UNet's parameters, with the reference's constant decay unless --ema_warmup.
+def create_ema_model(model, args) -> EMAModel:
+    """diffusers' EMAModel over the trained model's parameters, with the reference's constant decay unless --ema_warmup.
 
     The reference starts the average from the initial weights and applies `ema = decay * ema + (1 - decay) * weights`
     with a constant decay from the first step. EMAModel's `get_decay(n)` uses `k = n - update_after_step - 1`: it
@@ -681,16 +762,49 @@ def create_ema_model(unet: SR3UNet2DModel, args) -> EMAModel:
     `update_after_step=-1` (so `k = n >= 1`) and `min_decay=decay` that is `decay` at every step, as in the reference.
     """
     return EMAModel(
-        unet.parameters(),
+        model.parameters(),
         decay=args.ema_decay,
         min_decay=0.0 if args.ema_warmup else args.ema_decay,
         update_after_step=0 if args.ema_warmup else -1,
         use_ema_warmup=args.ema_warmup,
         inv_gamma=args.ema_inv_gamma,
         power=args.ema_power,
-        model_cls=SR3UNet2DModel,
-        model_config=unet.config,
+        model_cls=type(model),
+        model_config=model.config,
     )
+
+
+def diffusion_loss(unet, noise_scheduler, high_res, condition, args, loss_function) -> torch.Tensor:
+    """SR3's Algorithm 1 for one batch in [-1, 1], with the options beyond it (residual target, x_0 or v prediction,
+    min-SNR weighting); with the defaults it is the reference's loss || eps - eps_theta(x_t, sqrt(gamma), condition) ||."""
+    # 1. x_0: the HR image (SR3), or its residual over the condition, scaled to about unit variance (SRDiff)
+    original = high_res if args.residual_scale is None else (high_res - condition) / args.residual_scale
+
+    # 2. Algorithm 1: gamma ~ p(gamma), x_t = sqrt(gamma) x_0 + sqrt(1 - gamma) eps
+    noise = torch.randn_like(original)
+    gamma = noise_scheduler.sample_gamma(original.shape[0], device=original.device)
+    noisy_original = noise_scheduler.add_noise(original, noise, gamma)
+
+    # 3. The prediction from (x_t, sqrt(gamma), condition) and its target: eps (SR3), x_0, or v = sqrt(gamma) eps -
+    # sqrt(1 - gamma) x_0 (Salimans & Ho, 2022)
+    model_output = unet(noisy_original, gamma.sqrt(), condition).sample
+    prediction_type = noise_scheduler.config.prediction_type
+    if prediction_type == "epsilon":
+        target = noise
+    elif prediction_type == "sample":
+        target = original
+    else:
+        target = noise_scheduler.get_velocity(original, noise, gamma)
+    loss = loss_function(model_output.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+
+    # 4. Min-SNR-gamma (Hang et al., 2023): weight each sample so that its x_0 loss weight is min(SNR, snr_gamma);
+    # an eps loss already weighs x_0 by SNR = gamma / (1 - gamma), a v loss by SNR + 1
+    if args.snr_gamma is not None:
+        snr = gamma / (1.0 - gamma)
+        clipped_snr = snr.clamp(max=args.snr_gamma)
+        weight = {"epsilon": clipped_snr / snr, "sample": clipped_snr, "v_prediction": clipped_snr / (snr + 1.0)}
+        loss = loss * weight[prediction_type].to(loss.device)
+    return loss.mean()
 
 
 def main(args):
@@ -754,60 +868,88 @@ def main(args):
         ).repo_id
     uploader = CheckpointUploader(HfApi(token=args.hub_token), repo_id, args.hub_strategy) if repo_id else None
 
-    # Initialize the model
+    # Initialize the model: the UNet (SR3), or the predictor of predict-and-refine (--train_component predictor),
+    # and the frozen predictor whose output is the UNet's condition (--predictor_model_name_or_path)
+    component = args.train_component  # also the subfolder the trained weights go to
     try:
-        unet = SR3UNet2DModel(**args.unet_config)
         noise_scheduler = SR3Scheduler(**args.scheduler_config)
+        if component == "predictor":
+            model = SR3PredictorModel(**args.predictor_config)
+        else:
+            model = SR3UNet2DModel(**args.unet_config)
     except (TypeError, ValueError) as error:
         fail(f"invalid model or scheduler config: {error}")
+    frozen_predictor = None
+    if args.predictor_model_name_or_path is not None:
+        frozen_predictor = SR3PredictorModel.from_pretrained(args.predictor_model_name_or_path, subfolder="predictor")
+        if frozen_predictor.config.scale != args.scale:
+            fail(f"the predictor upscales x{frozen_predictor.config.scale}, but --scale is {args.scale}.")
+        frozen_predictor.requires_grad_(False).eval()
     if args.gradient_checkpointing:
-        unet.enable_gradient_checkpointing()
+        if not model._supports_gradient_checkpointing:
+            fail(f"--gradient_checkpointing is not supported by the {component}.")
+        model.enable_gradient_checkpointing()
     if args.validation_inference_steps is None:
         args.validation_inference_steps = noise_scheduler.config.num_inference_steps
 
-    # Initialize the EMA of the weights
-    ema_unet = create_ema_model(unet, args) if args.use_ema else None
+    def make_pipeline(unet: SR3UNet2DModel) -> SR3Pipeline:
+        """The pipeline a UNet run trains: SR3, or predict-and-refine / residual diffusion when asked for."""
+        return SR3Pipeline(
+            unet=unet,
+            scheduler=noise_scheduler,
+            predictor=frozen_predictor,
+            scale=args.scale,
+            residual_scale=args.residual_scale,
+        )
 
-    # Checkpoint hooks: save_state / load_state write and read save_pretrained folders. A checkpoint is an
-    # SR3Pipeline folder with the EMA weights in `unet/` (loadable as it is), plus the raw weights in `unet_training/`
-    # and `training_state.json` (steps, data position, seed, EMA counters).
+    # Initialize the EMA of the weights
+    ema_model = create_ema_model(model, args) if args.use_ema else None
+
+    # Checkpoint hooks: save_state / load_state write and read save_pretrained folders. A UNet checkpoint is an
+    # SR3Pipeline folder with the EMA weights in `unet/` (loadable as it is), a predictor checkpoint holds them in
+    # `predictor/`; plus the raw weights in `unet_training/` (`predictor_training/`) and `training_state.json` (steps,
+    # data position, seed, EMA counters).
     training_state = {}
 
     def save_model_hook(models, weights, output_dir):
         if accelerator.is_main_process:
-            model = accelerator.unwrap_model(models[0])
-            if ema_unet is not None:
-                model.save_pretrained(Path(output_dir, "unet_training"))
-                release_unet = copy.deepcopy(model)  # the training weights stay untouched
-                ema_unet.copy_to(release_unet.parameters())
+            trained = accelerator.unwrap_model(models[0])
+            if ema_model is not None:
+                trained.save_pretrained(Path(output_dir, f"{component}_training"))
+                release = copy.deepcopy(trained)  # the training weights stay untouched
+                ema_model.copy_to(release.parameters())
             else:
-                release_unet = model
-            SR3Pipeline(unet=release_unet, scheduler=noise_scheduler, scale=args.scale).save_pretrained(output_dir)
+                release = trained
+            if component == "unet":
+                make_pipeline(release).save_pretrained(output_dir)
+            else:
+                release.save_pretrained(Path(output_dir, component))
             state = dict(training_state)
-            if ema_unet is not None:
-                state["ema"] = {key: value for key, value in ema_unet.state_dict().items() if key != "shadow_params"}
+            if ema_model is not None:
+                state["ema"] = {key: value for key, value in ema_model.state_dict().items() if key != "shadow_params"}
             Path(output_dir, TRAINING_STATE_NAME).write_text(json.dumps(state, indent=2))
         while weights:  # the weights are in the folders above; accelerate must not write them again
             weights.pop()
 
     def load_model_hook(models, input_dir):
+        model_class = type(model)
         while models:  # popped: accelerate must not look for its own weight files
-            model = accelerator.unwrap_model(models.pop())
-            source = "unet_training" if ema_unet is not None else "unet"
-            model.load_state_dict(SR3UNet2DModel.from_pretrained(input_dir, subfolder=source).state_dict())
-        if ema_unet is not None:
-            ema_weights = SR3UNet2DModel.from_pretrained(input_dir, subfolder="unet")
+            trained = accelerator.unwrap_model(models.pop())
+            source = f"{component}_training" if ema_model is not None else component
+            trained.load_state_dict(model_class.from_pretrained(input_dir, subfolder=source).state_dict())
+        if ema_model is not None:
+            ema_weights = model_class.from_pretrained(input_dir, subfolder=component)
             ema_state = json.loads(Path(input_dir, TRAINING_STATE_NAME).read_text())["ema"]
             ema_state["shadow_params"] = [param.detach().clone() for param in ema_weights.parameters()]
-            ema_unet.load_state_dict(ema_state)
-            ema_unet.to(accelerator.device)
+            ema_model.load_state_dict(ema_state)
+            ema_model.to(accelerator.device)
 
     accelerator.register_save_state_pre_hook(save_model_hook)
     accelerator.register_load_state_pre_hook(load_model_hook)
 
     # Initialize the optimizer
     optimizer = torch.optim.Adam(
-        unet.parameters(),
+        model.parameters(),
         lr=args.learning_rate,
         betas=(args.adam_beta1, args.adam_beta2),
         eps=args.adam_epsilon,
@@ -836,6 +978,7 @@ def main(args):
                 random_rotation=args.random_rotation,
                 shuffle_buffer_size=args.shuffle_buffer_size,
                 num_proc=args.preprocessing_num_workers,
+                cache_images=args.cache_images,
             )
         except ValueError as error:
             fail(f"training data: {error}")
@@ -878,11 +1021,13 @@ def main(args):
     else:
         lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
-    unet, optimizer, train_dataloader, lr_scheduler = accelerator.prepare(
-        unet, optimizer, train_dataloader, lr_scheduler
+    model, optimizer, train_dataloader, lr_scheduler = accelerator.prepare(
+        model, optimizer, train_dataloader, lr_scheduler
     )
-    if ema_unet is not None:
-        ema_unet.to(accelerator.device)
+    if ema_model is not None:
+        ema_model.to(accelerator.device)
+    if frozen_predictor is not None:
+        frozen_predictor.to(accelerator.device)
     # From here on each process draws its own noise (the data order stays shared through the seeded sampler).
     set_seed(seed, device_specific=True)
 
@@ -924,7 +1069,7 @@ def main(args):
     epoch = first_epoch
     last_step_time = time.perf_counter()
     while global_step < args.max_train_steps:
-        unet.train()
+        model.train()
         train_transform.set_epoch(epoch)
         train_dataloader.set_epoch(epoch)
         batches = train_dataloader
@@ -935,20 +1080,24 @@ def main(args):
             batches_in_epoch = batches_to_skip
         for batch in batches:
             batches_in_epoch += 1
-            with accelerator.accumulate(unet):
-                # 1. The pair in the model's [-1, 1]; the condition exactly as SR3Pipeline makes it at inference
+            with accelerator.accumulate(model):
+                # 1. The pair in the model's [-1, 1]
                 high_res = normalize(batch["hr"])
-                condition = normalize(upsample_bicubic(batch["lr"], args.scale))
                 batch_size = high_res.shape[0]
 
-                # 2. Algorithm 1: gamma ~ p(gamma), x_t = sqrt(gamma) x_0 + sqrt(1 - gamma) eps
-                noise = torch.randn_like(high_res)
-                gamma = noise_scheduler.sample_gamma(batch_size, device=high_res.device)
-                noisy_high_res = noise_scheduler.add_noise(high_res, noise, gamma)
-
-                # 3. Predict eps from (x_t, sqrt(gamma), condition); loss || eps - eps_theta ||
-                noise_pred = unet(noisy_high_res, gamma.sqrt(), condition).sample
-                loss = loss_function(noise_pred.float(), noise.float())
+                if component == "predictor":
+                    # 2. The predictor's loss || HR - predictor(LR) || (L1 in predict-and-refine)
+                    prediction = model(normalize(batch["lr"])).sample
+                    loss = loss_function(prediction.float(), high_res.float())
+                else:
+                    # 2. The condition exactly as SR3Pipeline makes it at inference (bicubic, or the frozen predictor)
+                    if frozen_predictor is not None:
+                        with torch.no_grad():
+                            condition = frozen_predictor(normalize(batch["lr"])).sample.float().clamp(-1.0, 1.0)
+                    else:
+                        condition = normalize(upsample_bicubic(batch["lr"], args.scale))
+                    # 3. Algorithm 1 and the loss
+                    loss = diffusion_loss(model, noise_scheduler, high_res, condition, args, loss_function)
 
                 # Mean loss over all processes, for logging
                 avg_loss = accelerator.gather(loss.detach().repeat(batch_size)).mean()
@@ -957,7 +1106,7 @@ def main(args):
 
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and args.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(unet.parameters(), args.max_grad_norm)
+                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
 
@@ -966,8 +1115,8 @@ def main(args):
                 continue
             if not accelerator.optimizer_step_was_skipped:
                 lr_scheduler.step()
-            if ema_unet is not None:
-                ema_unet.step(unet.parameters())
+            if ema_model is not None:
+                ema_model.step(model.parameters())
             global_step += 1
             progress_bar.update(1)
             now = time.perf_counter()
@@ -977,8 +1126,8 @@ def main(args):
                 "images_per_second": total_batch_size / max(now - last_step_time, 1e-9),
                 "epoch": epoch,
             }
-            if ema_unet is not None:
-                logs["ema_decay"] = ema_unet.cur_decay_value
+            if ema_model is not None:
+                logs["ema_decay"] = ema_model.cur_decay_value
             train_loss, accumulated_batches = 0.0, 0
 
             if global_step % args.checkpointing_steps == 0:
@@ -1000,21 +1149,20 @@ def main(args):
             last_step = global_step == args.max_train_steps
             if validation is not None and (global_step % args.validation_steps == 0 or last_step):
                 # Sample with the EMA weights (store / copy_to / restore), without touching the training RNG.
-                validation_unet = accelerator.unwrap_model(unet)
-                if ema_unet is not None:
-                    ema_unet.store(validation_unet.parameters())
-                    ema_unet.copy_to(validation_unet.parameters())
-                validation_unet.eval()
+                validation_model = accelerator.unwrap_model(model)
+                if ema_model is not None:
+                    ema_model.store(validation_model.parameters())
+                    ema_model.copy_to(validation_model.parameters())
+                validation_model.eval()
                 devices = [accelerator.device] if accelerator.device.type == "cuda" else []
                 with torch.random.fork_rng(devices=devices), torch.no_grad():
-                    pipeline = SR3Pipeline(unet=validation_unet, scheduler=noise_scheduler, scale=args.scale)
-                    pipeline.set_progress_bar_config(disable=True)
-                    validation_logs = log_validation(pipeline, validation, args, accelerator, metrics, global_step)
+                    super_res = validation_images(validation_model, make_pipeline, validation, args, accelerator)
+                    validation_logs = log_validation(super_res, validation, args, accelerator, metrics, global_step)
                     validation_logs["num_images"] = len(validation["names"])
                 logs.update({key: value for key, value in validation_logs.items() if key.startswith("val/")})
-                validation_unet.train()
-                if ema_unet is not None:
-                    ema_unet.restore(validation_unet.parameters())
+                validation_model.train()
+                if ema_model is not None:
+                    ema_model.restore(validation_model.parameters())
 
             progress_bar.set_postfix(loss=f"{logs['loss']:.4f}", lr=f"{logs['lr']:.3g}")
             accelerator.log(logs, step=global_step)
@@ -1028,13 +1176,21 @@ def main(args):
         epoch += 1
     progress_bar.close()
 
-    # Save the release pipeline (EMA weights) and its model card
+    # Save the release pipeline (EMA weights) and its model card, or the predictor
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        unet = accelerator.unwrap_model(unet)
-        if ema_unet is not None:
-            ema_unet.copy_to(unet.parameters())
-        pipeline = SR3Pipeline(unet=unet, scheduler=noise_scheduler, scale=args.scale)
+        model = accelerator.unwrap_model(model)
+        if ema_model is not None:
+            ema_model.copy_to(model.parameters())
+        weights_kind = "EMA" if ema_model is not None else "final"
+    if accelerator.is_main_process and component == "predictor":
+        model.save_pretrained(Path(args.output_dir, component))
+        logger.info(
+            f"Saved the predictor ({weights_kind} weights) to {args.output_dir}/predictor; train the UNet on it with"
+            f" --predictor_model_name_or_path {args.output_dir}"
+        )
+    elif accelerator.is_main_process:
+        pipeline = make_pipeline(model)
         pipeline.save_pretrained(args.output_dir)
         training_summary = {
             "max_train_steps": args.max_train_steps,
@@ -1054,17 +1210,16 @@ def main(args):
         }
         card_repo_id = repo_id or Path(args.output_dir).resolve().name
         write_model_card(args, pipeline, card_repo_id, training_summary, validation_logs)
-        weights_kind = "EMA" if ema_unet is not None else "final"
         logger.info(f"Saved the SR3Pipeline ({weights_kind} weights) and its model card to {args.output_dir}")
-        if args.push_to_hub:
-            uploader.wait()
-            HfApi(token=args.hub_token).upload_folder(
-                repo_id=repo_id,
-                folder_path=args.output_dir,
-                commit_message="End of training",
-                ignore_patterns=["checkpoint-*", "*.partial", "*.stale"],
-            )
-            logger.info(f"Uploaded {args.output_dir} to https://huggingface.co/{repo_id}")
+    if accelerator.is_main_process and args.push_to_hub:
+        uploader.wait()
+        HfApi(token=args.hub_token).upload_folder(
+            repo_id=repo_id,
+            folder_path=args.output_dir,
+            commit_message="End of training",
+            ignore_patterns=["checkpoint-*", "*.partial", "*.stale"],
+        )
+        logger.info(f"Uploaded {args.output_dir} to https://huggingface.co/{repo_id}")
     accelerator.end_training()
 
 

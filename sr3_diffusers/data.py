@@ -457,6 +457,10 @@ class PairedRandomCrop:
         drop_unusable (`bool`, defaults to `False`): skip (and count in `report`) images that do not decode, convert
             or fit the crop; for streaming datasets, which cannot be inspected up front. With `False` such an image
             raises, as it should never reach the transform of an inspected dataset.
+
+    Decoding a whole photo for every crop dominates the cost of a pair; `preload` decodes each image of a map-style
+    dataset once and keeps it in memory (as many bytes as the decoded pixels), after which `pair` only crops. The pairs
+    are the same either way: the crop is drawn from the same generator and cut from the same decoded pixels.
     """
 
     def __init__(
@@ -479,21 +483,33 @@ class PairedRandomCrop:
         self.drop_unusable = drop_unusable
         self.epoch = 0
         self.report = DataReport()
+        self.decoded_images = {}  # image_key -> decoded PIL image, filled by `preload`
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def preload(self, values: Iterable) -> None:
+        """Decode the usable images among the cells `values` once and keep them for `pair`. Call it in the main
+        process before the data loader starts: its worker processes then share the decoded pixels (fork)."""
+        for value in values:
+            check, image = inspect_image(value, self.lr_size, self.scale)
+            if not check.problem:
+                image.load()
+                self.decoded_images[image_key(value)] = image
+
     def pair(self, value) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
         """The (lr, hr) pair of one image cell, or `None` if it is unusable and `drop_unusable` is set."""
-        check, image = inspect_image(value, self.lr_size, self.scale)
-        if self.drop_unusable:
-            self.report.add(check, image_name(value))
-        if check.problem:
-            message = f"Skipping image {image_name(value)}: {check.problem} ({check.detail})"
-            if not self.drop_unusable:
-                raise ValueError(message)
-            logger.warning(message)
-            return None
+        image = self.decoded_images.get(image_key(value)) if self.decoded_images else None
+        if image is None:
+            check, image = inspect_image(value, self.lr_size, self.scale)
+            if self.drop_unusable:
+                self.report.add(check, image_name(value))
+            if check.problem:
+                message = f"Skipping image {image_name(value)}: {check.problem} ({check.detail})"
+                if not self.drop_unusable:
+                    raise ValueError(message)
+                logger.warning(message)
+                return None
         generator = torch.Generator().manual_seed(sample_seed(self.seed, self.epoch, image_key(value)))
         lr_height, lr_width = image.height // self.scale, image.width // self.scale
         top = int(torch.randint(0, lr_height - self.lr_size + 1, (), generator=generator))
@@ -527,13 +543,15 @@ def prepare_train_dataset(
     random_rotation: bool = True,
     shuffle_buffer_size: int = 1000,
     num_proc: Optional[int] = None,
+    cache_images: bool = False,
 ) -> Tuple[Union[datasets.Dataset, datasets.IterableDataset], PairedRandomCrop, DataReport]:
     """Turn a dataset from `load_image_dataset` into one that yields `{"lr", "hr"}` training pairs.
 
     A map-style dataset is inspected up front (`inspect_dataset`) and gets the transform with `set_transform`
     (shuffling is the data loader's job). A streaming dataset is shuffled with a `shuffle_buffer_size` buffer (its order
     then depends on `seed` and the epoch, see `IterableDataset.set_epoch`) and mapped with a transform that skips and
-    counts unusable images as they come; it is checked at start-up to hold at least one usable image.
+    counts unusable images as they come; it is checked at start-up to hold at least one usable image. With
+    `cache_images`, every usable image of a map-style dataset is decoded once, up front (`PairedRandomCrop.preload`).
 
     Returns the dataset, the transform (call its `set_epoch` every epoch; for streaming data its `report` counts the
     images skipped so far in this process) and the start-up report.
@@ -542,6 +560,8 @@ def prepare_train_dataset(
         ValueError: when no image is usable (empty dataset, every image too small for the crop, or all unreadable).
     """
     if isinstance(dataset, datasets.IterableDataset):
+        if cache_images:
+            raise ValueError("cache_images needs a map-style dataset: a streaming dataset is never held in memory.")
         transform = PairedRandomCrop(
             image_column, lr_size, scale, seed, random_flip, random_rotation, drop_unusable=True
         )
@@ -559,6 +579,8 @@ def prepare_train_dataset(
     if len(usable) == 0:
         raise ValueError(report.no_usable_image_message(lr_size, scale))
     transform = PairedRandomCrop(image_column, lr_size, scale, seed, random_flip, random_rotation)
+    if cache_images:
+        transform.preload(usable[image_column])
     usable.set_transform(transform, columns=[image_column])
     return usable, transform, report
 

@@ -245,6 +245,33 @@ def test_pairs_do_not_depend_on_data_loader_workers(photo_folder, cache_dir):
     assert in_process == with_workers
 
 
+def test_cached_images_give_the_same_batches_in_the_same_order_and_are_decoded_once(photo_folder, cache_dir, monkeypatch):
+    import sr3_diffusers.data as data_module
+
+    decoded = []
+    decode = data_module.decode_image
+    monkeypatch.setattr(data_module, "decode_image", lambda value: decoded.append(value) or decode(value))
+    batches, decodes = {}, {}
+    for cache_images in (False, True):
+        dataset = load_image_dataset(data_dir=str(photo_folder), cache_dir=cache_dir)
+        dataset, transform, _ = prepare_train_dataset(dataset, "image", 8, SCALE, seed=5, cache_images=cache_images)
+        decoded.clear()
+        loader = torch.utils.data.DataLoader(dataset, batch_size=2, shuffle=True, generator=torch.Generator().manual_seed(1))
+        epochs = []
+        for epoch in range(2):
+            transform.set_epoch(epoch)
+            epochs.append([(batch["lr"], batch["hr"]) for batch in loader])
+        batches[cache_images], decodes[cache_images] = epochs, len(decoded)
+    assert decodes == {False: 16, True: 0}  # one decode per pair, or none after the up-front one
+    assert len(transform.decoded_images) == 8  # every usable image
+    for uncached, cached in zip(batches[False], batches[True]):
+        for (lr_a, hr_a), (lr_b, hr_b) in zip(uncached, cached):
+            assert torch.equal(lr_a, lr_b) and torch.equal(hr_a, hr_b)
+    with pytest.raises(ValueError, match="cache_images needs a map-style dataset"):
+        streaming = load_image_dataset(data_dir=str(photo_folder), cache_dir=cache_dir, streaming=True)
+        prepare_train_dataset(streaming, "image", 8, SCALE, seed=0, cache_images=True)
+
+
 def test_paired_random_crop_is_a_function_of_seed_epoch_and_image(photo_folder):
     transform = PairedRandomCrop("image", lr_size=12, scale=SCALE, seed=0)
     cells = [{"path": str(photo_folder / name), "bytes": None} for name in ("astronaut.png", "coffee_rgba.png")]

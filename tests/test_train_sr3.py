@@ -320,9 +320,65 @@ def test_push_to_hub_creates_the_repo_and_uploads_the_output_folder(folders, in_
     assert ModelCard.load(output_dir / "README.md").data.model_name == "someone/sr3-tiny"
 
 
+def test_predictor_run_then_a_residual_refine_run_on_it(folders, in_process):
+    """Predict-and-refine in two stages: a predictor alone (L1), then a residual v-prediction UNet conditioned on it."""
+    from sr3_diffusers import SR3PredictorModel
+
+    predictor_dir = folders["root"] / "predictor"
+    predictor_args = ["--train_component", "predictor", "--predictor_config", '{"num_channels": 8, "num_blocks": 1}']
+    in_process(
+        data_args(folders, predictor_dir, *predictor_args, "--max_train_steps", "3", "--cache_images",
+                  "--checkpointing_steps", "2", "--validation_steps", "3", "--report_to", "none")
+    )  # fmt: skip
+    assert (predictor_dir / "predictor" / "diffusion_pytorch_model.safetensors").is_file()
+    assert (predictor_dir / "checkpoint-2" / "predictor_training").is_dir()
+    assert not (predictor_dir / "unet").exists()
+    predictor = SR3PredictorModel.from_pretrained(predictor_dir, subfolder="predictor")
+    assert predictor.config.num_channels == 8
+    assert predictor.conv_out.weight.abs().sum() > 0  # trained away from plain bicubic
+
+    refine_dir = folders["root"] / "refine"
+    refine_args = ["--predictor_model_name_or_path", str(predictor_dir), "--residual_scale", "0.1"]
+    refine_args += ["--prediction_type", "v_prediction", "--snr_gamma", "5"]
+    in_process(data_args(folders, refine_dir, *refine_args, "--max_train_steps", "2", "--report_to", "none"))
+    pipe = SR3Pipeline.from_pretrained(refine_dir)
+    assert pipe.config.residual_scale == 0.1 and pipe.scheduler.config.prediction_type == "v_prediction"
+    for name, weight in pipe.predictor.state_dict().items():  # the predictor stayed frozen
+        assert torch.equal(weight, predictor.state_dict()[name]), name
+    output = pipe(torch.rand(3, 8, 8), num_inference_steps=2, output_type="pt").images
+    assert output.shape == (1, 3, 32, 32)
+
+
+def test_reference_loss_is_the_mean_error_of_the_predicted_noise():
+    """With the defaults `diffusion_loss` is Algorithm 1's || eps - eps_theta ||, on the same random draws."""
+    import argparse
+
+    import torch.nn.functional as F
+
+    from sr3_diffusers import SR3Scheduler, SR3UNet2DModel
+
+    unet = SR3UNet2DModel(**TINY_UNET_CONFIG)
+    scheduler = SR3Scheduler()
+    high_res, condition = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 16, 16) * 2 - 1
+    args = argparse.Namespace(residual_scale=None, snr_gamma=None)
+    torch.manual_seed(0)
+    loss = train_sr3.diffusion_loss(unet, scheduler, high_res, condition, args, F.mse_loss)
+    torch.manual_seed(0)
+    noise = torch.randn_like(high_res)
+    gamma = scheduler.sample_gamma(2)
+    noise_pred = unet(scheduler.add_noise(high_res, noise, gamma), gamma.sqrt(), condition).sample
+    torch.testing.assert_close(loss, F.mse_loss(noise_pred, noise))
+
+
 @pytest.mark.parametrize(
     "arguments, message",
     [
+        (["--train_component", "predictor", "--residual_scale", "0.1"], "--residual_scale configures the UNet"),
+        (["--predictor_model_name_or_path", "/nonexistent"], "has no predictor/config.json"),
+        (["--residual_scale", "0"], "--residual_scale must be positive"),
+        (["--snr_gamma", "-1"], "--snr_gamma must be positive"),
+        (["--cache_images", "--streaming"], "--cache_images needs a map-style dataset"),
+        (["--predictor_config", '{"channels": 8}'], "--predictor_config has keys SR3PredictorModel does not take"),
         (["--train_data_dir", "/nonexistent/images"], "--train_data_dir /nonexistent/images is not a directory"),
         (["--preset", "sr3-16-128"], "argument --preset: invalid choice: 'sr3-16-128'"),
         (["--unet_config", '{"block_channels": [8]}'], "--unet_config has keys SR3UNet2DModel does not take"),

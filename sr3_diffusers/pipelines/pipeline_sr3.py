@@ -28,9 +28,10 @@ from ..image_processing import (
     upsample_bicubic,
 )
 from ..model_card import write_pipeline_model_card
+from ..models.predictor_sr3 import SR3PredictorModel
 from ..models.unet_sr3 import SR3UNet2DModel
-from ..schedulers.scheduling_sr3 import SR3Scheduler
 from ..remote_code import REMOTE_CODE_FILENAME, pipeline_code
+from ..schedulers.scheduling_sr3 import SR3Scheduler, model_output_from_original, noise_and_original_from_model_output
 from ..schedulers.scheduling_sr3_dpmsolver import SR3DPMSolverScheduler
 
 
@@ -43,6 +44,7 @@ DIFFUSERS_SCHEDULERS = (
 # diffusers' pipelines default to 50 steps; SR3's schedulers carry their own `num_inference_steps`.
 DIFFUSERS_DEFAULT_NUM_INFERENCE_STEPS = 50
 
+
 # The small x4 model trained on real photos that ships inside the package (see its model card, `default/README.md`).
 SHIPPED_MODEL = "sr3_diffusers/default"
 SHIPPED_MODEL_PATH = Path(__file__).resolve().parents[1] / "default"
@@ -51,7 +53,8 @@ SHIPPED_MODEL_PATH = Path(__file__).resolve().parents[1] / "default"
 # resolves to. diffusers loads them from the code file `<component>/sr3_diffusers.py` of a repo with
 # `trust_remote_code=True`; `SR3Pipeline.from_pretrained` loads them from these classes.
 LIBRARY_NAME = "sr3_diffusers"
-SR3_COMPONENT_CLASSES = {cls.__name__: cls for cls in (SR3UNet2DModel, SR3Scheduler, SR3DPMSolverScheduler)}
+SR3_COMPONENT_CLASSES = {cls.__name__: cls for cls in (SR3UNet2DModel, SR3PredictorModel, SR3Scheduler, SR3DPMSolverScheduler)}
+
 
 EXAMPLE_DOC_STRING = """
     Example:
@@ -75,6 +78,11 @@ class SR3Pipeline(DiffusionPipeline):
     The low-resolution image is upsampled x`scale` with bicubic interpolation, mapped to [-1, 1] and given to the UNet
     as a condition at every step while the scheduler refines pure noise into the high-resolution image.
 
+    Two options go beyond SR3 (both off for the presets). With a `predictor`, the condition is the predictor's
+    deterministic upscaling instead of bicubic (predict-and-refine, Whang et al., 2022). With `residual_scale` s, the
+    diffusion runs on the residual: the UNet generates x_0 = (HR - condition) / s and the output is condition + s x_0
+    (SRDiff, Li et al., 2022), so the model only has to add what the condition lacks.
+
     This model inherits from [`DiffusionPipeline`]. Check the superclass documentation for the generic methods
     implemented for all pipelines (downloading, saving, running on a particular device, etc.).
 
@@ -84,30 +92,47 @@ class SR3Pipeline(DiffusionPipeline):
             The sampling schedule and update rule. Any diffusers scheduler with an `alphas_cumprod` training schedule
             works (e.g. `DDIMScheduler.from_config(pipe.scheduler.config)`, which takes over SR3's linear-beta
             training schedule): the UNet is given sqrt(alphas_cumprod[t]) as its noise level.
+        predictor ([`SR3PredictorModel`], *optional*):
+            A deterministic upscaler whose output replaces the bicubic condition; `None` (SR3) uses bicubic.
         scale (`int`, defaults to 4): The upscaling factor the UNet was trained for; saved in `model_index.json`.
         enforce_consistency (`bool`, defaults to `False`):
             The default of the call's `enforce_consistency` (see `__call__`); saved in `model_index.json`. Off in SR3.
         strength (`float`, defaults to 1.0):
             The default of the call's `strength` (see `__call__`); saved in `model_index.json`. 1.0 in SR3.
+        residual_scale (`float`, *optional*):
+            `None` (SR3): the diffusion generates the image. A positive s: it generates (image - condition) / s, s
+            chosen so that this residual has roughly unit variance; saved in `model_index.json`.
     """
 
-    model_cpu_offload_seq = "unet"
+    model_cpu_offload_seq = "predictor->unet"
+    _optional_components = ["predictor"]
     _callback_tensor_inputs = ["sample", "condition", "pred_original_sample"]
 
     def __init__(
         self,
         unet: SR3UNet2DModel,
         scheduler: SR3Scheduler,
+        predictor: Optional[SR3PredictorModel] = None,
         scale: int = 4,
         enforce_consistency: bool = False,
         strength: float = 1.0,
+        residual_scale: Optional[float] = None,
     ):
         super().__init__()
         if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
             raise ValueError(f"`scale` must be a positive integer upscaling factor, got {scale!r}.")
+        if predictor is not None and predictor.config.scale != scale:
+            raise ValueError(f"The predictor upscales x{predictor.config.scale}, but the pipeline's `scale` is {scale}.")
+        if residual_scale is not None and (isinstance(residual_scale, bool) or not residual_scale > 0):
+            raise ValueError(f"`residual_scale` must be a positive number or None, got {residual_scale!r}.")
         _check_strength(strength)
-        self.register_modules(unet=unet, scheduler=scheduler)
-        self.register_to_config(scale=scale, enforce_consistency=bool(enforce_consistency), strength=float(strength))
+        self.register_modules(unet=unet, scheduler=scheduler, predictor=predictor)
+        self.register_to_config(
+            scale=scale,
+            enforce_consistency=bool(enforce_consistency),
+            strength=float(strength),
+            residual_scale=None if residual_scale is None else float(residual_scale),
+        )
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: Union[str, os.PathLike], **kwargs) -> "SR3Pipeline":
@@ -285,8 +310,9 @@ class SR3Pipeline(DiffusionPipeline):
         return self.scheduler.add_noise(condition, noise, timestep.reshape(1))
 
     def prepare_condition(self, low_res_images: List[torch.Tensor]) -> torch.Tensor:
-        """Upsample each [0, 1] low-resolution image x`scale` (SPEC section 3), map to [-1, 1], and pad the batch to a
-        common size that the UNet accepts (a multiple of its total downsampling), repeating edge pixels."""
+        """Upsample each [0, 1] low-resolution image x`scale` in [-1, 1], with bicubic (SPEC section 3) or the
+        predictor (clamped to [-1, 1], as in training), and pad the batch to a common size that the UNet accepts (a
+        multiple of its total downsampling), repeating edge pixels."""
         scale = self.config.scale
         factor = self.unet.downsample_factor
         height = max(image.shape[1] for image in low_res_images) * scale
@@ -294,36 +320,58 @@ class SR3Pipeline(DiffusionPipeline):
         padded_height, padded_width = -(-height // factor) * factor, -(-width // factor) * factor
         conditions = []
         for image in low_res_images:
-            upsampled = normalize(upsample_bicubic(image[None].to(self._execution_device), scale))
+            image = image[None].to(self._execution_device)
+            if self.predictor is not None:
+                upsampled = self.predictor(normalize(image).to(self.predictor.dtype)).sample.float().clamp(-1.0, 1.0)
+            else:
+                upsampled = normalize(upsample_bicubic(image, scale))
             pad_bottom = padded_height - upsampled.shape[2]
             pad_right = padded_width - upsampled.shape[3]
             conditions.append(F.pad(upsampled, (0, pad_right, 0, pad_bottom), mode="replicate"))
         return torch.cat(conditions)
 
+    def to_image(self, sample: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """The image in [-1, 1] that a diffusion sample stands for: the sample itself (SR3), or condition + s sample
+        with `residual_scale` s."""
+        if self.config.residual_scale is None:
+            return sample
+        return condition.float() + self.config.residual_scale * sample
+
+    def from_image(self, image: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """The inverse of `to_image`: (image - condition) / s with `residual_scale` s, else the image itself."""
+        if self.config.residual_scale is None:
+            return image
+        return (image - condition.float()) / self.config.residual_scale
+
     def project_to_low_res(
         self,
-        noise_pred: torch.Tensor,
+        model_output: torch.Tensor,
         sample: torch.Tensor,
         noise_level: torch.Tensor,
+        condition: torch.Tensor,
         low_res_images: List[torch.Tensor],
     ) -> torch.Tensor:
-        """Make the predicted x_0 agree with the low-resolution input, and return the matching noise prediction.
+        """Make the predicted image agree with the low-resolution input, and return the matching model output.
 
-        With gamma = noise_level^2, the predicted x_0 = (x_t - sqrt(1 - gamma) eps) / sqrt(gamma) (DDPM, eq. (15)) is
-        replaced by the closest image whose MATLAB-style downscaling is the input y (`project_to_downscaled`: x_0 +
-        A^+ (y - A x_0), DDNM's range-space correction, Wang et al., 2023); the details the model added outside A's range
-        stay. The noise is then re-derived, eps = (x_t - sqrt(gamma) x_0) / sqrt(1 - gamma), so any scheduler can take
-        its step from it. Only each image's own region of the padded canvas is touched.
+        With gamma = noise_level^2, the predicted x_0 implied by the model output (DDPM, eq. (15) for epsilon
+        prediction), as an image (`to_image`), is replaced by the closest image whose MATLAB-style downscaling is the
+        input y (`project_to_downscaled`: x_0 + A^+ (y - A x_0), DDNM's range-space correction, Wang et al., 2023); the
+        details the model added outside A's range stay. The model output is then re-derived from the projected x_0
+        (`model_output_from_original`), so any scheduler can take its step from it. Only each image's own region of
+        the padded canvas is touched.
         """
         scale = self.config.scale
+        prediction_type = self.scheduler.config.prediction_type
         gamma = noise_level.double().square().item()
-        pred_original_sample = (sample - (1.0 - gamma) ** 0.5 * noise_pred) / gamma**0.5
+        _, pred_original_sample = noise_and_original_from_model_output(prediction_type, model_output, sample, gamma)
+        pred_image = self.to_image(pred_original_sample, condition)
         for index, low_res in enumerate(low_res_images):
             rows, cols = slice(0, low_res.shape[1] * scale), slice(0, low_res.shape[2] * scale)
-            region = pred_original_sample[index, :, rows, cols]
+            region = pred_image[index, :, rows, cols]
             target = normalize(low_res.to(region.device))
-            pred_original_sample[index, :, rows, cols] = project_to_downscaled(region, target, scale)
-        return (sample - gamma**0.5 * pred_original_sample) / (1.0 - gamma) ** 0.5
+            pred_image[index, :, rows, cols] = project_to_downscaled(region, target, scale)
+        pred_original_sample = self.from_image(pred_image, condition)
+        return model_output_from_original(prediction_type, pred_original_sample, sample, gamma)
 
     def predict_noise(
         self,
@@ -334,7 +382,8 @@ class SR3Pipeline(DiffusionPipeline):
         tile_overlap: Optional[int] = None,
         tile_batch_size: int = 1,
     ) -> torch.Tensor:
-        """The UNet's noise prediction for the whole canvas, in float32.
+        """The UNet's prediction (the noise, or x_0 or v per the scheduler's `prediction_type`) for the whole canvas,
+        in float32.
 
         With `tile_size`, the canvas is covered by overlapping `tile_size` windows (starting at multiples of the UNet's
         downsampling, so every tile sees the same pixel grid); the UNet runs on each window of the noisy sample with the
@@ -410,7 +459,8 @@ class SR3Pipeline(DiffusionPipeline):
                 Called after each step as `callback_on_step_end(pipe, step_index, timestep, callback_kwargs)`; it may
                 return a dict that replaces tensors in `callback_kwargs` (e.g. `{"sample": ...}`).
             callback_on_step_end_tensor_inputs (`List[str]`, defaults to `["sample"]`):
-                Which of `"sample"` (x_t), `"condition"` and `"pred_original_sample"` go into `callback_kwargs`.
+                Which of `"sample"` (x_t), `"condition"` and `"pred_original_sample"` (the step's predicted image in
+                [-1, 1], a preview of the result) go into `callback_kwargs`.
             tile_size (`int`, *optional*):
                 Run the UNet on overlapping `tile_size` x `tile_size` windows of the output canvas (a multiple of the
                 UNet's total downsampling, e.g. 256) instead of the whole canvas at once, blending the noise predictions
@@ -425,9 +475,11 @@ class SR3Pipeline(DiffusionPipeline):
                 the pipeline's `enforce_consistency` config (off for the presets).
             strength (`float`, *optional*):
                 As in diffusers' image-to-image pipelines: 1.0 starts from pure noise (SR3); below 1 sampling starts
-                from the bicubic upsampling noised to the level of step `N - round(strength * N)` of the schedule and
-                runs only the remaining `round(strength * N)` steps, so the output keeps more of the input's structure
-                and costs fewer UNet calls. Defaults to the pipeline's `strength` config (1.0 for the presets).
+                from the condition (bicubic or the predictor's image) noised to the level of step
+                `N - round(strength * N)` of the schedule and runs only the remaining `round(strength * N)` steps, so
+                the output keeps more of the input's structure and costs fewer UNet calls; 0 runs no step and returns
+                the condition (with a predictor: the predictor's own, most faithful, output). Defaults to the
+                pipeline's `strength` config (1.0 for the presets).
 
         Examples:
 
@@ -456,17 +508,23 @@ class SR3Pipeline(DiffusionPipeline):
         noise = randn_tensor(condition.shape, generator=generator, device=device, dtype=torch.float32)
         sample = noise * self.scheduler.init_noise_sigma
 
-        # 3. The sampling schedule; with strength < 1, only its last steps, starting from the noised condition.
+        # 3. The sampling schedule; with strength < 1, only its last steps, starting from the noised condition
+        # (`noise_condition`, the condition as x_0).
         if num_inference_steps is None and not hasattr(self.scheduler, "get_noise_level"):
             num_inference_steps = DIFFUSERS_DEFAULT_NUM_INFERENCE_STEPS
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = self.scheduler.timesteps
         if strength < 1.0:
-            begin_index = len(timesteps) - max(1, round(strength * len(timesteps)))
+            num_steps = max(1, round(strength * len(timesteps))) if strength > 0 else 0
+            begin_index = len(timesteps) - num_steps
             timesteps = timesteps[begin_index:]
-            if hasattr(self.scheduler, "set_begin_index"):
-                self.scheduler.set_begin_index(begin_index)
-            sample = self.noise_condition(condition.float(), noise, timesteps[0])
+            start = self.from_image(condition.float(), condition)
+            if len(timesteps):
+                if hasattr(self.scheduler, "set_begin_index"):
+                    self.scheduler.set_begin_index(begin_index)
+                sample = self.noise_condition(start, noise, timesteps[0])
+            else:
+                sample = start
         self._num_timesteps = len(timesteps)
         # diffusers' schedulers differ in whether `step` draws noise (UniPC takes no generator)
         step_kwargs = {"generator": generator} if "generator" in inspect.signature(self.scheduler.step).parameters else {}
@@ -477,26 +535,28 @@ class SR3Pipeline(DiffusionPipeline):
                 break
             noise_level = self.get_noise_level(timestep).expand(batch_size)
             model_input = self.scheduler.scale_model_input(sample, timestep)
-            noise_pred = self.predict_noise(model_input, noise_level, condition, tile_size, tile_overlap, tile_batch_size)
+            model_output = self.predict_noise(model_input, noise_level, condition, tile_size, tile_overlap, tile_batch_size)
             if enforce_consistency:
-                noise_pred = self.project_to_low_res(noise_pred, model_input, noise_level[0], low_res_images)
-            step_output = self.scheduler.step(noise_pred, timestep, sample, **step_kwargs)
+                model_output = self.project_to_low_res(model_output, model_input, noise_level[0], condition, low_res_images)
+            step_output = self.scheduler.step(model_output, timestep, sample, **step_kwargs)
             sample, pred_original_sample = step_output.prev_sample, getattr(step_output, "pred_original_sample", None)
 
             if callback_on_step_end is not None:
-                step_tensors = {"sample": sample, "condition": condition, "pred_original_sample": pred_original_sample}
+                pred_image = None if pred_original_sample is None else self.to_image(pred_original_sample, condition)
+                step_tensors = {"sample": sample, "condition": condition, "pred_original_sample": pred_image}
                 callback_kwargs = {name: step_tensors[name] for name in callback_on_step_end_tensor_inputs}
                 callback_outputs = callback_on_step_end(self, step_index, timestep, callback_kwargs)
                 sample = callback_outputs.pop("sample", sample)
 
         # 5. Crop each image back to exactly `scale` times its input size, clamp to [0, 1] and convert; "latent" is
-        # the final sample itself, in [-1, 1] on the padded canvas.
+        # the final sample itself (the residual with `residual_scale`), on the padded canvas.
         if output_type == "latent":
             self.maybe_free_model_hooks()
             return (sample,) if not return_dict else ImagePipelineOutput(images=sample)
         scale = self.config.scale
+        image = self.to_image(sample, condition)
         images = [
-            denormalize(sample[index, :, : low_res.shape[1] * scale, : low_res.shape[2] * scale]).cpu()
+            denormalize(image[index, :, : low_res.shape[1] * scale, : low_res.shape[2] * scale]).cpu()
             for index, low_res in enumerate(low_res_images)
         ]
         images = self._to_output_type(images, output_type)
@@ -570,5 +630,5 @@ def _gaussian_window(height: int, width: int, device: torch.device) -> torch.Ten
 
 
 def _check_strength(strength: float) -> None:
-    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 < strength <= 1.0:
-        raise ValueError(f"`strength` must be a number in (0, 1], got {strength!r}.")
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
+        raise ValueError(f"`strength` must be a number in [0, 1], got {strength!r}.")

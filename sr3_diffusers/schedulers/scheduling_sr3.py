@@ -45,6 +45,9 @@ SR3_SCHEDULER_PRESETS = {
 
 VARIANCE_TYPES = ("beta", "posterior")
 
+# What the model predicts, in diffusers' names: the noise (SR3), the clean sample x_0, or v (Salimans & Ho, 2022).
+PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
+
 
 @dataclass
 class SR3SchedulerOutput(BaseOutput):
@@ -93,6 +96,46 @@ def continuous_gamma(gammas: torch.Tensor, timesteps: torch.Tensor, uniform: tor
     gamma_t = gammas_with_one[timesteps]
     gamma_t_prev = gammas_with_one[timesteps - 1]
     return gamma_t + (gamma_t_prev - gamma_t) * uniform
+
+
+def noise_and_original_from_model_output(
+    prediction_type: str, model_output: torch.Tensor, sample: torch.Tensor, gamma: float
+) -> tuple:
+    """(eps, x_0) implied by a model output at x_t = sqrt(gamma) x_0 + sqrt(1 - gamma) eps, for 0 < gamma < 1.
+
+    `"epsilon"`: x_0 = (x_t - sqrt(1 - gamma) eps) / sqrt(gamma) (DDPM, eq. (15)); `"sample"`: eps = (x_t - sqrt(gamma)
+    x_0) / sqrt(1 - gamma); `"v_prediction"` with v = sqrt(gamma) eps - sqrt(1 - gamma) x_0 (Salimans & Ho, 2022,
+    section 4): x_0 = sqrt(gamma) x_t - sqrt(1 - gamma) v and eps = sqrt(1 - gamma) x_t + sqrt(gamma) v.
+    """
+    sqrt_gamma, sqrt_one_minus_gamma = gamma**0.5, (1.0 - gamma) ** 0.5
+    if prediction_type == "epsilon":
+        return model_output, (sample - sqrt_one_minus_gamma * model_output) / sqrt_gamma
+    if prediction_type == "sample":
+        return (sample - sqrt_gamma * model_output) / sqrt_one_minus_gamma, model_output
+    if prediction_type == "v_prediction":
+        return sqrt_one_minus_gamma * sample + sqrt_gamma * model_output, sqrt_gamma * sample - sqrt_one_minus_gamma * model_output
+    raise ValueError(f"`prediction_type` must be one of {list(PREDICTION_TYPES)}, got {prediction_type!r}.")
+
+
+def model_output_from_original(
+    prediction_type: str, pred_original_sample: torch.Tensor, sample: torch.Tensor, gamma: float
+) -> torch.Tensor:
+    """The model output of `prediction_type` that implies x_0 = `pred_original_sample` at x_t = `sample` (the inverse
+    of `noise_and_original_from_model_output`): eps = (x_t - sqrt(gamma) x_0) / sqrt(1 - gamma), v = sqrt(gamma) eps -
+    sqrt(1 - gamma) x_0."""
+    if prediction_type == "sample":
+        return pred_original_sample
+    epsilon = (sample - gamma**0.5 * pred_original_sample) / (1.0 - gamma) ** 0.5
+    if prediction_type == "epsilon":
+        return epsilon
+    if prediction_type == "v_prediction":
+        return gamma**0.5 * epsilon - (1.0 - gamma) ** 0.5 * pred_original_sample
+    raise ValueError(f"`prediction_type` must be one of {list(PREDICTION_TYPES)}, got {prediction_type!r}.")
+
+
+def _check_prediction_type(prediction_type: str) -> None:
+    if prediction_type not in PREDICTION_TYPES:
+        raise ValueError(f"`prediction_type` must be one of {list(PREDICTION_TYPES)}, got {prediction_type!r}.")
 
 
 class SR3NoiseLevelMixin:
@@ -220,6 +263,20 @@ class SR3NoiseLevelMixin:
         noisy_samples = sqrt_gamma * original_samples + sqrt_one_minus_gamma * noise
         return noisy_samples.to(original_samples.dtype)
 
+    def get_velocity(self, original_samples: torch.Tensor, noise: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+        """
+        The `"v_prediction"` training target v = sqrt(gamma) eps - sqrt(1 - gamma) x_0 (Salimans & Ho, 2022, section
+        4), as diffusers' `DDPMScheduler.get_velocity` but at continuous noise levels.
+
+        Args:
+            original_samples (`torch.Tensor` of shape `(batch_size, ...)`): The clean samples x_0.
+            noise (`torch.Tensor`, same shape): The noise eps of `add_noise`.
+            gamma (`torch.Tensor` of shape `(batch_size,)`): The noise level of each sample.
+        """
+        gamma = gamma.to(device=original_samples.device, dtype=torch.float32)
+        gamma = gamma.reshape(-1, *([1] * (original_samples.ndim - 1)))
+        return (gamma.sqrt() * noise - (1.0 - gamma).sqrt() * original_samples).to(original_samples.dtype)
+
     def get_noise_level(self, timestep: int | torch.Tensor) -> torch.Tensor:
         """
         The model input sqrt(gamma_t) of sampling step `timestep` (SR3's Algorithm 2).
@@ -305,6 +362,9 @@ class SR3Scheduler(SR3NoiseLevelMixin, SchedulerMixin, ConfigMixin):
             from the clipped `x_0`. Off in the paper and the reference, which only clamp the final output.
         clip_sample_range (`float`, defaults to `1.0`):
             The clipping bound, used only when `clip_sample=True`; must be positive.
+        prediction_type (`str`, defaults to `"epsilon"`):
+            What the model predicts: `"epsilon"` (the noise, SR3), `"sample"` (x_0) or `"v_prediction"` (v =
+            sqrt(gamma) eps - sqrt(1 - gamma) x_0, Salimans & Ho, 2022). `step` takes the model output of this type.
     """
 
     _compatibles = []
@@ -322,11 +382,13 @@ class SR3Scheduler(SR3NoiseLevelMixin, SchedulerMixin, ConfigMixin):
         variance_type: str = "beta",
         clip_sample: bool = False,
         clip_sample_range: float = 1.0,
+        prediction_type: str = "epsilon",
     ):
         _check_positive_int("num_train_timesteps", num_train_timesteps)
         _check_positive_int("num_inference_steps", num_inference_steps)
         _check_beta_range("beta_start", beta_start, "beta_end", beta_end)
         _check_beta_range("inference_beta_start", inference_beta_start, "inference_beta_end", inference_beta_end)
+        _check_prediction_type(prediction_type)
         if variance_type not in VARIANCE_TYPES:
             raise ValueError(f"`variance_type` must be one of {list(VARIANCE_TYPES)}, got {variance_type!r}.")
         if not clip_sample_range > 0:
@@ -431,7 +493,8 @@ class SR3Scheduler(SR3NoiseLevelMixin, SchedulerMixin, ConfigMixin):
 
         Args:
             model_output (`torch.Tensor`):
-                The predicted noise eps_theta(x_t, sqrt(gamma_t)).
+                The model's output at (x_t, sqrt(gamma_t)): the predicted noise eps_theta for the default
+                `prediction_type="epsilon"`, else x_0 or v.
             timestep (`int` or `torch.Tensor`):
                 The current step t, one of `self.timesteps`.
             sample (`torch.Tensor`):
@@ -451,7 +514,7 @@ class SR3Scheduler(SR3NoiseLevelMixin, SchedulerMixin, ConfigMixin):
         # Notation (<variable name> -> <name in SR3 / DDPM>)
         # - alpha_prod_t -> gamma_t (SR3), alpha-bar_t (DDPM)
         # - current_alpha_t, current_beta_t -> alpha_t, beta_t = 1 - alpha_t
-        # - model_output -> eps_theta(x_t, sqrt(gamma_t)), the predicted noise
+        # - pred_epsilon -> eps_theta(x_t, sqrt(gamma_t)), the predicted noise
         # - pred_original_sample -> x_0 predicted from x_t
         # - variance -> sigma_t^2
         # - prev_sample -> x_{t-1}
@@ -464,8 +527,10 @@ class SR3Scheduler(SR3NoiseLevelMixin, SchedulerMixin, ConfigMixin):
         current_alpha_t = self.inference_alphas[t].item()
         current_beta_t = self.inference_betas[t].item()
 
-        # 2. compute predicted original sample x_0 from the predicted noise, formula (15) of DDPM
-        pred_original_sample = (sample - beta_prod_t**0.5 * model_output) / alpha_prod_t**0.5
+        # 2. compute the predicted noise and original sample x_0, formula (15) of DDPM for epsilon prediction
+        pred_epsilon, pred_original_sample = noise_and_original_from_model_output(
+            self.config.prediction_type, model_output, sample, alpha_prod_t
+        )
 
         # 3. compute the mean of x_{t-1}
         if self.config.clip_sample:
@@ -478,7 +543,7 @@ class SR3Scheduler(SR3NoiseLevelMixin, SchedulerMixin, ConfigMixin):
             pred_prev_sample = pred_original_sample_coeff * pred_original_sample + current_sample_coeff * sample
         else:
             # 3b. Algorithm 2 line 4 of SR3, formula (11) of DDPM
-            pred_prev_sample = (sample - current_beta_t / beta_prod_t**0.5 * model_output) / current_alpha_t**0.5
+            pred_prev_sample = (sample - current_beta_t / beta_prod_t**0.5 * pred_epsilon) / current_alpha_t**0.5
 
         # 4. compute the variance sigma_t^2: beta_t (Algorithm 2) or beta-tilde_t, formula (7) of DDPM
         if self.config.variance_type == "beta":

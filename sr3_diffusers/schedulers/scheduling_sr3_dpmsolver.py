@@ -34,8 +34,10 @@ from .scheduling_sr3 import (
     SR3SchedulerOutput,
     _check_beta_range,
     _check_positive_int,
+    _check_prediction_type,
     gammas_from_betas,
     linear_betas,
+    noise_and_original_from_model_output,
     respace_gammas,
 )
 
@@ -132,6 +134,8 @@ class SR3DPMSolverScheduler(SR3NoiseLevelMixin, SchedulerMixin, ConfigMixin):
             its noise from the clipped x_0. Off in the paper and the reference, which only clamp the final output.
         clip_sample_range (`float`, defaults to `1.0`):
             The clipping bound, used only when `clip_sample=True`; must be positive.
+        prediction_type (`str`, defaults to `"epsilon"`):
+            What the model predicts, as in [`SR3Scheduler`]: `"epsilon"`, `"sample"` (x_0) or `"v_prediction"`.
     """
 
     # `SR3Scheduler` configs load here (and its own keys, e.g. `variance_type`, are kept aside silently); see
@@ -155,6 +159,7 @@ class SR3DPMSolverScheduler(SR3NoiseLevelMixin, SchedulerMixin, ConfigMixin):
         inference_beta_end: float = 0.1,
         clip_sample: bool = False,
         clip_sample_range: float = 1.0,
+        prediction_type: str = "epsilon",
     ):
         _check_positive_int("num_train_timesteps", num_train_timesteps)
         _check_positive_int("num_inference_steps", num_inference_steps)
@@ -173,6 +178,7 @@ class SR3DPMSolverScheduler(SR3NoiseLevelMixin, SchedulerMixin, ConfigMixin):
             )
         if not clip_sample_range > 0:
             raise ValueError(f"`clip_sample_range` must be positive, got {clip_sample_range!r}.")
+        _check_prediction_type(prediction_type)
         self._check_num_inference_steps(num_inference_steps, noise_level_spacing, reference_steps)
 
         self._set_training_schedule(beta_start, beta_end, num_train_timesteps)
@@ -282,7 +288,8 @@ class SR3DPMSolverScheduler(SR3NoiseLevelMixin, SchedulerMixin, ConfigMixin):
 
         Args:
             model_output (`torch.Tensor`):
-                The predicted noise eps_theta(x_t, sqrt(gamma_t)).
+                The model's output at (x_t, sqrt(gamma_t)): the predicted noise eps_theta for the default
+                `prediction_type="epsilon"`, else x_0 or v.
             timestep (`int` or `torch.Tensor`):
                 The current step t, one of `self.timesteps`.
             sample (`torch.Tensor`):
@@ -302,10 +309,11 @@ class SR3DPMSolverScheduler(SR3NoiseLevelMixin, SchedulerMixin, ConfigMixin):
         # 1. compute alphas (float64 Python numbers; gamma_{-1} := 1)
         alpha_prod_t = self.inference_alphas_cumprod[t].item()
         alpha_prod_t_prev = self.inference_alphas_cumprod[t - 1].item() if t > 0 else 1.0
-        beta_prod_t = 1.0 - alpha_prod_t
 
-        # 2. compute predicted original sample x_0 from the predicted noise, "predicted x_0" of formula (12) of DDIM
-        pred_original_sample = (sample - beta_prod_t**0.5 * model_output) / alpha_prod_t**0.5
+        # 2. compute the predicted noise and original sample x_0 ("predicted x_0" of formula (12) of DDIM)
+        pred_epsilon, pred_original_sample = noise_and_original_from_model_output(
+            self.config.prediction_type, model_output, sample, alpha_prod_t
+        )
 
         # 3. clip "predicted x_0"
         if self.config.clip_sample:
@@ -319,7 +327,7 @@ class SR3DPMSolverScheduler(SR3NoiseLevelMixin, SchedulerMixin, ConfigMixin):
             prev_sample = pred_original_sample
         elif self.config.algorithm_type == "ddim":
             prev_sample = self._ddim_step(
-                model_output, sample, pred_original_sample, alpha_prod_t, alpha_prod_t_prev, generator
+                pred_epsilon, sample, pred_original_sample, alpha_prod_t, alpha_prod_t_prev, generator
             )
         else:
             prev_sample = self._dpm_solver_step(sample, pred_original_sample, t, generator)
@@ -334,7 +342,7 @@ class SR3DPMSolverScheduler(SR3NoiseLevelMixin, SchedulerMixin, ConfigMixin):
 
     def _ddim_step(
         self,
-        model_output: torch.Tensor,
+        pred_epsilon: torch.Tensor,
         sample: torch.Tensor,
         pred_original_sample: torch.Tensor,
         alpha_prod_t: float,
@@ -353,8 +361,6 @@ class SR3DPMSolverScheduler(SR3NoiseLevelMixin, SchedulerMixin, ConfigMixin):
         # 1. the noise: the model's, or re-derived from the clipped x_0 so that the update stays consistent
         if self.config.clip_sample:
             pred_epsilon = (sample - alpha_prod_t**0.5 * pred_original_sample) / beta_prod_t**0.5
-        else:
-            pred_epsilon = model_output
 
         # 2. compute variance: "sigma_t(η)" of formula (16)
         variance = beta_prod_t_prev / beta_prod_t * (1.0 - alpha_prod_t / alpha_prod_t_prev)

@@ -370,7 +370,8 @@ def test_projection_makes_the_predicted_image_downscale_to_the_input_and_returns
     low_res = random_image(6, 5)
     sample = torch.randn(1, 3, 24, 20, generator=torch.Generator().manual_seed(1))
     noise_pred = torch.randn(1, 3, 24, 20, generator=torch.Generator().manual_seed(2))
-    projected = tiny_pipeline.project_to_low_res(noise_pred, sample, torch.tensor(0.6), [low_res])
+    condition = torch.zeros_like(sample)  # unused without residual diffusion
+    projected = tiny_pipeline.project_to_low_res(noise_pred, sample, torch.tensor(0.6), condition, [low_res])
     gamma = 0.36
     before = (sample - (1 - gamma) ** 0.5 * noise_pred) / gamma**0.5
     after = (sample - (1 - gamma) ** 0.5 * projected) / gamma**0.5
@@ -433,9 +434,120 @@ def test_strength_starts_from_the_noised_bicubic_image_and_runs_the_last_steps(t
     assert torch.equal(run(tiny_pipeline, low_res, output_type="pt", strength=1.0), full)
 
 
-@pytest.mark.parametrize("strength", [0, 1.5, -0.1, "0.5"])
+@pytest.mark.parametrize("strength", [1.5, -0.1, "0.5"])
 def test_bad_strength_is_refused(tiny_pipeline, strength):
     with pytest.raises(ValueError, match="strength"):
         tiny_pipeline(random_image(4, 4), strength=strength)
     with pytest.raises(ValueError, match="strength"):
         SR3Pipeline(tiny_pipeline.unet, tiny_pipeline.scheduler, strength=strength)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Beyond SR3: a predictor as the condition, residual diffusion, other prediction types
+
+
+@pytest.fixture
+def tiny_predictor():
+    from sr3_diffusers import SR3PredictorModel
+    from tests.testing_utils import randomise_weights
+
+    return randomise_weights(SR3PredictorModel(num_channels=4, num_blocks=1), seed=7, std=0.05).eval()
+
+
+def test_predictor_output_clamped_is_the_condition(tiny_pipeline, tiny_predictor):
+    pipe = SR3Pipeline(tiny_pipeline.unet, tiny_pipeline.scheduler, predictor=tiny_predictor)
+    pipe.set_progress_bar_config(disable=True)
+    low_res = random_image(8, 8)
+    seen = {}
+
+    def keep_condition(pipe, step_index, timestep, callback_kwargs):
+        seen["condition"] = callback_kwargs["condition"]
+        return {}
+
+    run(pipe, low_res, callback_on_step_end=keep_condition, callback_on_step_end_tensor_inputs=["condition"])
+    with torch.no_grad():
+        expected = tiny_predictor(low_res[None] * 2 - 1).sample.clamp(-1, 1)
+    assert not torch.equal(expected, F.interpolate(low_res[None] * 2 - 1, scale_factor=4, mode="bicubic"))
+    torch.testing.assert_close(seen["condition"], expected)
+
+
+def test_residual_diffusion_output_is_the_condition_plus_the_scaled_sample(tiny_pipeline, tiny_predictor):
+    """Algorithm 2 on the residual written out: x_0 = (HR - condition) / s, output = condition + s x_0."""
+    pipe = SR3Pipeline(tiny_pipeline.unet, tiny_pipeline.scheduler, predictor=tiny_predictor, residual_scale=0.1)
+    pipe.set_progress_bar_config(disable=True)
+    low_res = random_image(4, 6)
+    output = run(pipe, low_res, output_type="pt")
+
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        condition = tiny_predictor(low_res[None] * 2 - 1).sample.clamp(-1, 1)
+        sample = torch.randn(1, 3, 16, 24, generator=generator)
+        betas = np.linspace(1e-4, 0.1, 4)
+        gammas = np.cumprod(1 - betas)
+        for t in reversed(range(4)):
+            eps = pipe.unet(sample, float(np.sqrt(gammas[t])), condition).sample
+            mean = (sample - betas[t] / np.sqrt(1 - gammas[t]) * eps) / np.sqrt(1 - betas[t])
+            noise = torch.randn(sample.shape, generator=generator) if t > 0 else 0
+            sample = mean + np.sqrt(betas[t]) * noise
+    expected = ((condition + 0.1 * sample).clamp(-1, 1) + 1) / 2
+    torch.testing.assert_close(output, expected.float(), atol=1e-5, rtol=1e-5)
+
+
+def test_strength_zero_returns_the_condition_without_calling_the_unet(tiny_pipeline, tiny_predictor):
+    pipe = SR3Pipeline(tiny_pipeline.unet, tiny_pipeline.scheduler, predictor=tiny_predictor, residual_scale=0.1)
+    pipe.set_progress_bar_config(disable=True)
+    calls = []
+    hook = pipe.unet.register_forward_hook(lambda *args: calls.append(1))
+    low_res = random_image(5, 5)
+    output = run(pipe, low_res, output_type="pt", strength=0)
+    hook.remove()
+    assert calls == [] and pipe.num_timesteps == 0
+    with torch.no_grad():
+        expected = (tiny_predictor(low_res[None] * 2 - 1).sample.clamp(-1, 1) + 1) / 2
+    torch.testing.assert_close(output, expected)
+
+
+@pytest.mark.parametrize("prediction_type", ["sample", "v_prediction"])
+def test_projection_in_residual_mode_makes_the_image_consistent_for_any_prediction_type(
+    tiny_pipeline, tiny_predictor, prediction_type
+):
+    scheduler = SR3Scheduler(num_inference_steps=4, prediction_type=prediction_type)
+    pipe = SR3Pipeline(tiny_pipeline.unet, scheduler, predictor=tiny_predictor, residual_scale=0.1)
+    pipe.set_progress_bar_config(disable=True)
+    low_res = 0.25 + 0.5 * random_image(6, 6)  # mid-range: the final clamp to [0, 1] never cuts the projected image
+    output = run(pipe, low_res, output_type="pt", enforce_consistency=True)
+    assert (imresize(output, 0.25) - low_res[None]).square().mean().item() < 1e-6
+    free = run(pipe, low_res, output_type="pt")
+    assert (imresize(free, 0.25) - low_res[None]).square().mean().item() > 1e-4
+
+
+def test_predictor_and_residual_scale_are_saved_and_loaded(tmp_path, tiny_pipeline, tiny_predictor):
+    from sr3_diffusers import SR3PredictorModel
+
+    pipe = SR3Pipeline(tiny_pipeline.unet, tiny_pipeline.scheduler, predictor=tiny_predictor, residual_scale=0.25)
+    pipe.save_pretrained(tmp_path)
+    index = json.loads((tmp_path / "model_index.json").read_text())
+    assert index["predictor"] == ["sr3_diffusers.models.predictor_sr3", "SR3PredictorModel"]
+    assert index["residual_scale"] == 0.25
+    loaded = SR3Pipeline.from_pretrained(tmp_path)
+    assert isinstance(loaded.predictor, SR3PredictorModel) and loaded.config.residual_scale == 0.25
+    low_res = random_image(4, 4)
+    torch.testing.assert_close(run(loaded, low_res, output_type="pt"), run(pipe, low_res, output_type="pt"))
+
+    plain = tmp_path / "plain"
+    tiny_pipeline.save_pretrained(plain)  # SR3 itself: no predictor, no residual
+    loaded = SR3Pipeline.from_pretrained(plain)
+    assert loaded.predictor is None and loaded.config.residual_scale is None
+
+
+@pytest.mark.parametrize("residual_scale", [0, -1.0, True])
+def test_bad_residual_scale_is_refused(tiny_pipeline, residual_scale):
+    with pytest.raises(ValueError, match="residual_scale"):
+        SR3Pipeline(tiny_pipeline.unet, tiny_pipeline.scheduler, residual_scale=residual_scale)
+
+
+def test_predictor_of_another_scale_is_refused(tiny_pipeline):
+    from sr3_diffusers import SR3PredictorModel
+
+    with pytest.raises(ValueError, match="predictor upscales x2"):
+        SR3Pipeline(tiny_pipeline.unet, tiny_pipeline.scheduler, predictor=SR3PredictorModel(scale=2, num_blocks=0))

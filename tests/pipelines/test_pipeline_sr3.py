@@ -294,7 +294,7 @@ def test_bad_images_raise_clear_errors(tiny_pipeline, image, error, message):
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
-        ({"output_type": "latent"}, ValueError, "output_type"),
+        ({"output_type": "latents"}, ValueError, "output_type"),
         ({"num_inference_steps": 5}, ValueError, "at most the configured 4"),
         ({"num_inference_steps": 0}, ValueError, "positive"),
         ({"generator": [torch.Generator(), torch.Generator()]}, ValueError, "one per image"),

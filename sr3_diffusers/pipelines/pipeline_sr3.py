@@ -31,8 +31,9 @@ from ..model_card import write_pipeline_model_card
 from ..models.predictor_sr3 import SR3PredictorModel
 from ..models.unet_sr3 import SR3UNet2DModel
 from ..remote_code import REMOTE_CODE_FILENAME, pipeline_code
-from ..schedulers.scheduling_sr3 import SR3Scheduler, model_output_from_original, noise_and_original_from_model_output
+from ..schedulers.scheduling_sr3 import SR3Scheduler
 from ..schedulers.scheduling_sr3_dpmsolver import SR3DPMSolverScheduler
+from ..schedulers.scheduling_sr3_utils import model_output_from_original, noise_and_original_from_model_output
 
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")

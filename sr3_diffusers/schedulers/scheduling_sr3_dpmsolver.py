@@ -27,11 +27,9 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 
-from .scheduling_sr3 import (
-    SR3_SCHEDULER_PRESETS,
+from .scheduling_sr3 import SR3_SCHEDULER_PRESETS, SR3SchedulerOutput
+from .scheduling_sr3_utils import (
     SR3NoiseLevelMixin,
-    SR3Scheduler,
-    SR3SchedulerOutput,
     _check_beta_range,
     _check_positive_int,
     _check_prediction_type,
@@ -139,7 +137,7 @@ class SR3DPMSolverScheduler(SR3NoiseLevelMixin, SchedulerMixin, ConfigMixin):
     """
 
     # `SR3Scheduler` configs load here (and its own keys, e.g. `variance_type`, are kept aside silently); see
-    # `_get_compatibles`, which resolves these names in this package rather than in diffusers.
+    # `SR3NoiseLevelMixin._get_compatibles`, which finds the SR3 schedulers in this package rather than in diffusers.
     _compatibles = ["SR3Scheduler"]
     order = 1
 
@@ -186,11 +184,6 @@ class SR3DPMSolverScheduler(SR3NoiseLevelMixin, SchedulerMixin, ConfigMixin):
         # multistep state: the predicted x_0 of the previous step and that step's timestep
         self._previous_pred_original_sample = None
         self._previous_timestep = None
-
-    @classmethod
-    def _get_compatibles(cls) -> list:
-        """The classes whose configs this one shares; diffusers would look `_compatibles` up in its own namespace."""
-        return [cls, SR3Scheduler]
 
     @classmethod
     def from_config(cls, config=None, return_unused_kwargs=False, **kwargs):

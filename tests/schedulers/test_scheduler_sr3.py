@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from sr3_diffusers.schedulers import SR3_SCHEDULER_PRESETS, SR3Scheduler, SR3SchedulerOutput
-from sr3_diffusers.schedulers.scheduling_sr3 import (
+from sr3_diffusers.schedulers.scheduling_sr3_utils import (
     betas_from_gammas,
     continuous_gamma,
     gammas_from_betas,

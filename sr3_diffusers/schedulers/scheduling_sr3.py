@@ -14,6 +14,9 @@ The model never sees an integer timestep: it is conditioned on the continuous no
 
 from dataclasses import dataclass
 
+from typing import List, Optional, Union
+
+import numpy as np
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
@@ -112,6 +115,9 @@ class SR3Scheduler(SR3NoiseLevelMixin, SchedulerMixin, ConfigMixin):
         prediction_type (`str`, defaults to `"epsilon"`):
             What the model predicts: `"epsilon"` (the noise, SR3), `"sample"` (x_0) or `"v_prediction"` (v =
             sqrt(gamma) eps - sqrt(1 - gamma) x_0, Salimans & Ho, 2022). `step` takes the model output of this type.
+        trained_betas (`np.ndarray` or `List[float]`, *optional*):
+            The betas of the training schedule, replacing the linear one of `beta_start` .. `beta_end` (as in
+            diffusers' schedulers); their number is then T, whatever `num_train_timesteps` says.
     """
 
     _compatibles = []
@@ -130,6 +136,7 @@ class SR3Scheduler(SR3NoiseLevelMixin, SchedulerMixin, ConfigMixin):
         clip_sample: bool = False,
         clip_sample_range: float = 1.0,
         prediction_type: str = "epsilon",
+        trained_betas: Optional[Union[np.ndarray, List[float]]] = None,
     ):
         _check_positive_int("num_train_timesteps", num_train_timesteps)
         _check_positive_int("num_inference_steps", num_inference_steps)
@@ -141,7 +148,7 @@ class SR3Scheduler(SR3NoiseLevelMixin, SchedulerMixin, ConfigMixin):
         if not clip_sample_range > 0:
             raise ValueError(f"`clip_sample_range` must be positive, got {clip_sample_range!r}.")
 
-        self._set_training_schedule(beta_start, beta_end, num_train_timesteps)
+        self._set_training_schedule(beta_start, beta_end, num_train_timesteps, trained_betas)
         # the sampling schedule's betas and alphas (Algorithm 2), built by `set_timesteps`
         self.inference_betas = None
         self.inference_alphas = None

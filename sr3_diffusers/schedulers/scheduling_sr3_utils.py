@@ -90,10 +90,17 @@ class SR3NoiseLevelMixin:
     schedule with `_set_training_schedule` and build `inference_alphas_cumprod` in `set_timesteps`.
     """
 
-    def _set_training_schedule(self, beta_start: float, beta_end: float, num_train_timesteps: int) -> None:
+    def _set_training_schedule(
+        self, beta_start: float, beta_end: float, num_train_timesteps: int, trained_betas=None
+    ) -> None:
         """The linear-beta training schedule (Algorithm 1), float64 so that 1 - gamma keeps its digits near gamma = 1;
         x_T ~ N(0, I) starts sampling, and the sampling schedule is unset until `set_timesteps`."""
-        self.betas = linear_betas(beta_start, beta_end, num_train_timesteps)
+        if trained_betas is None:
+            self.betas = linear_betas(beta_start, beta_end, num_train_timesteps)
+        else:
+            self.betas = torch.tensor(np.asarray(trained_betas), dtype=torch.float64).reshape(-1)
+            if len(self.betas) == 0 or not bool(((self.betas > 0) & (self.betas < 1)).all()):
+                raise ValueError(f"`trained_betas` must be values in (0, 1), got {trained_betas!r}.")
         self.alphas = 1.0 - self.betas
         self.alphas_cumprod = gammas_from_betas(self.betas)
 
@@ -152,7 +159,7 @@ class SR3NoiseLevelMixin:
         device = torch.device(device) if device is not None else torch.device("cpu")
         rand_device = generator.device if generator is not None else device
         timesteps = torch.randint(
-            1, self.config.num_train_timesteps + 1, (batch_size,), generator=generator, device=rand_device
+            1, len(self.betas) + 1, (batch_size,), generator=generator, device=rand_device
         )
         uniform = torch.rand((batch_size,), generator=generator, device=rand_device, dtype=torch.float32)
         gamma = continuous_gamma(self.alphas_cumprod, timesteps.cpu(), uniform.cpu().double())
@@ -274,7 +281,7 @@ class SR3NoiseLevelMixin:
         return [cls] + [other for other in SR3NoiseLevelMixin.__subclasses__() if other is not cls]
 
     def __len__(self) -> int:
-        return self.config.num_train_timesteps
+        return len(self.betas)
 
 
 def _check_positive_int(name: str, value) -> None:

@@ -527,7 +527,8 @@ def test_predictor_and_residual_scale_are_saved_and_loaded(tmp_path, tiny_pipeli
     pipe = SR3Pipeline(tiny_pipeline.unet, tiny_pipeline.scheduler, predictor=tiny_predictor, residual_scale=0.25)
     pipe.save_pretrained(tmp_path)
     index = json.loads((tmp_path / "model_index.json").read_text())
-    assert index["predictor"] == ["sr3_diffusers.models.predictor_sr3", "SR3PredictorModel"]
+    assert index["predictor"] == ["sr3_diffusers", "SR3PredictorModel"]
+    assert (tmp_path / "predictor" / "sr3_diffusers.py").is_file()  # the code file for loading without the package
     assert index["residual_scale"] == 0.25
     loaded = SR3Pipeline.from_pretrained(tmp_path)
     assert isinstance(loaded.predictor, SR3PredictorModel) and loaded.config.residual_scale == 0.25

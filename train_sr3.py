@@ -24,6 +24,7 @@ schedule-defining flags (`SCHEDULE_FLAGS`, the number of processes) changed is r
 """
 
 import argparse
+import concurrent.futures
 import copy
 import json
 import logging
@@ -45,7 +46,7 @@ from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, broadcast_object_list, set_seed
 from diffusers.training_utils import EMAModel
-from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
+from huggingface_hub import EvalResult, HfApi, ModelCard
 from huggingface_hub.utils.sha import sha_fileobj
 from tqdm.auto import tqdm
 
@@ -54,6 +55,7 @@ from sr3_diffusers import SR3Pipeline, SR3PredictorModel, SR3Scheduler, SR3UNet2
 from sr3_diffusers.data import load_image_dataset, load_validation_pairs, prepare_train_dataset
 from sr3_diffusers.flags import accept_either_spelling
 from sr3_diffusers.image_processing import denormalize, normalize, upsample_bicubic
+from sr3_diffusers.model_card import INSTALL_COMMAND, hub_dataset_ids, sr3_card_data
 from sr3_diffusers.models import SR3_UNET_PRESETS
 from sr3_diffusers.schedulers import PREDICTION_TYPES, SR3_SCHEDULER_PRESETS
 
@@ -66,7 +68,8 @@ TRAINING_PRESETS = {
     "sr3-32-128": {"resolution": 128, "train_batch_size": 12},
 }
 SCALE = 4
-MODEL_CARD_TEMPLATE = Path(__file__).resolve().parent / "model_cards" / "sr3_model_card.md"
+HUB_STRATEGIES = ("end", "every_save", "checkpoint")
+MODEL_CARD_TEMPLATE = Path(sr3_diffusers.__file__).resolve().parent / "model_cards" / "sr3_model_card.md"
 METRICS_DIR = Path(sr3_diffusers.__file__).resolve().parent / "metrics"
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 PARTIAL_SUFFIX = ".partial"
@@ -389,7 +392,20 @@ def parse_args(argv=None):
     parser.add_argument("--hub_token", type=str, default=None, help="A Hub token (default: the logged-in user's).")
     parser.add_argument("--hub_private_repo", action="store_true", help="Create the Hub repo as private.")
     parser.add_argument(
+        "--hub_strategy",
+        choices=HUB_STRATEGIES,
+        default="end",
+        help="With --push_to_hub, as transformers' Trainer: `end` uploads the final model only; `every_save` also "
+        "uploads each checkpoint's pipeline to the repo root; `checkpoint` does that and uploads the latest full "
+        "checkpoint (optimizer, EMA, random states) to `last-checkpoint/`, so that a run can resume from the Hub "
+        "(download that folder and pass it to --resume_from_checkpoint). Checkpoint uploads run in the background; "
+        "a failed one is logged and training goes on.",
+    )
+    parser.add_argument(
         "--license", type=str, default="apache-2.0", help="The license written in the model card's metadata."
+    )
+    parser.add_argument(
+        "--license_link", type=str, default=None, help="URL or repo file of the license text; needed for --license other."
     )
 
     args = accept_either_spelling(parser).parse_args(argv)
@@ -507,6 +523,10 @@ def _check_args(parser, args) -> None:
         parser.error(f"--ema_decay must be in [0, 1], got {args.ema_decay}.")
     if args.max_grad_norm < 0:
         parser.error(f"--max_grad_norm must be >= 0, got {args.max_grad_norm}.")
+    if args.hub_strategy != "end" and not (args.push_to_hub and args.checkpointing_steps):
+        parser.error(f"--hub_strategy {args.hub_strategy} uploads checkpoints: it needs --push_to_hub and --checkpointing_steps.")
+    if args.license == "other" and not args.license_link:
+        parser.error("--license other needs --license_link (a URL or a file of the repo) for the license text.")
     if args.report_to in ("wandb", "all") and args.hub_token is not None:
         parser.error("--hub_token with --report_to wandb would leak the token into the run config; log in instead.")
 
@@ -691,6 +711,46 @@ def replan_lr_schedule(lr_scheduler, args, global_step: int) -> float:
     return learning_rate
 
 
+class CheckpointUploader:
+    """Uploads checkpoints to the Hub during training (`--hub_strategy`), in the background (`run_as_future=True`) so
+    that training never waits on the network; a checkpoint saved while the previous one is still uploading is skipped,
+    and a failed upload is logged, never raised."""
+
+    def __init__(self, api: HfApi, repo_id: str, strategy: str):
+        self.api, self.repo_id, self.strategy = api, repo_id, strategy
+        self.futures = []
+
+    def push(self, checkpoint: Path, global_step: int) -> None:
+        """`every_save`: the checkpoint's pipeline (model_index.json, code and component folders) to the repo root;
+        `checkpoint`: also the whole checkpoint to `last-checkpoint/`, replacing the previous one."""
+        if self.strategy == "end":
+            return
+        if not all(future.done() for future in self.futures):  # as transformers' Trainer: never queue up pushes
+            logger.info(f"Not uploading checkpoint-{global_step}: the previous checkpoint is still uploading.")
+            return
+        model_index = json.loads(Path(checkpoint, "model_index.json").read_text())
+        components = [name for name, entry in model_index.items() if isinstance(entry, list) and name != "_class_name"]
+        uploads = [dict(path_in_repo=".", allow_patterns=["model_index.json", "*.py", *(f"{name}/*" for name in components)])]
+        if self.strategy == "checkpoint":
+            uploads.append(dict(path_in_repo="last-checkpoint", delete_patterns="*"))
+        for upload in uploads:
+            future = self.api.upload_folder(
+                repo_id=self.repo_id, folder_path=str(checkpoint), commit_message=f"Training in progress, step {global_step}",
+                run_as_future=True, **upload,
+            )
+            future.add_done_callback(lambda done, upload=upload: self._report(done, checkpoint, upload["path_in_repo"]))
+            self.futures.append(future)
+
+    @staticmethod
+    def _report(future, checkpoint: Path, path_in_repo: str) -> None:
+        if future.exception() is not None:
+            logger.warning(f"Uploading {checkpoint.name} to the Hub ({path_in_repo}) failed, training goes on: {future.exception()}")
+
+    def wait(self) -> None:
+        """Wait for the uploads still running (their errors are logged by `_report`)."""
+        concurrent.futures.wait(self.futures)
+
+
 def load_metrics():
     """The package's PSNR and SSIM `evaluate` modules, or `None` (with a warning) if `evaluate` is not installed."""
     try:
@@ -762,7 +822,7 @@ def log_validation(super_res, validation, args, accelerator, metrics, global_ste
 
 
 def write_model_card(args, pipeline: SR3Pipeline, repo_id: str, training_summary: dict, metrics: dict) -> None:
-    """`README.md` in --output_dir from `model_cards/sr3_model_card.md`, with metadata `huggingface_hub` validates."""
+    """`README.md` in --output_dir from `sr3_diffusers/model_cards/sr3_model_card.md`, with metadata `huggingface_hub` validates."""
     unet_config = {key: value for key, value in pipeline.unet.config.items() if not key.startswith("_")}
     scheduler_config = {key: value for key, value in pipeline.scheduler.config.items() if not key.startswith("_")}
     if args.dataset_name is not None:
@@ -798,11 +858,10 @@ def write_model_card(args, pipeline: SR3Pipeline, repo_id: str, training_summary
                     metric_value=round(float(value), 4),
                 )
             )
-    card_data = ModelCardData(
+    card_data = sr3_card_data(
         license=args.license,
-        tags=["super-resolution", "image-to-image", "diffusion", "sr3", "diffusers", "sr3-diffusers"],
-        pipeline_tag="image-to-image",
-        datasets=[args.dataset_name] if args.dataset_name else None,
+        license_link=args.license_link,
+        datasets=hub_dataset_ids([args.dataset_name]),
         model_name=repo_id,
         eval_results=eval_results or None,
     )
@@ -822,6 +881,7 @@ def write_model_card(args, pipeline: SR3Pipeline, repo_id: str, training_summary
         num_validation_images=metrics.get("num_images"),
         metrics=[(result.metric_name, result.metric_value) for result in eval_results],
         validation_inference_steps=args.validation_inference_steps,
+        install_command=INSTALL_COMMAND,
         **training_summary,
     )
     card.save(Path(args.output_dir, "README.md"))
@@ -975,6 +1035,7 @@ def main(args):
             exist_ok=True,
             private=args.hub_private_repo,
         ).repo_id
+    uploader = CheckpointUploader(HfApi(token=args.hub_token), repo_id, args.hub_strategy) if repo_id else None
 
     # Initialize the model: the UNet (SR3), or the predictor of predict-and-refine (--train_component predictor),
     # and the frozen predictor whose output is the UNet's condition (--predictor_model_name_or_path)
@@ -1256,7 +1317,9 @@ def main(args):
                     gradient_accumulation_steps=args.gradient_accumulation_steps,
                     num_processes=accelerator.num_processes,
                 )
-                save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
+                checkpoint = save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
+                if uploader is not None:
+                    uploader.push(checkpoint, global_step)
 
             last_step = global_step == args.max_train_steps
             if validation is not None and (global_step % args.validation_steps == 0 or last_step):
@@ -1324,6 +1387,7 @@ def main(args):
         write_model_card(args, pipeline, card_repo_id, training_summary, validation_logs)
         logger.info(f"Saved the SR3Pipeline ({weights_kind} weights) and its model card to {args.output_dir}")
     if accelerator.is_main_process and args.push_to_hub:
+        uploader.wait()
         HfApi(token=args.hub_token).upload_folder(
             repo_id=repo_id,
             folder_path=args.output_dir,

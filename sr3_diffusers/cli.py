@@ -1,4 +1,5 @@
-"""`sr3-upscale`: upscale image files, folders and globs with an SR3 pipeline (also `python -m sr3_diffusers`).
+"""`sr3-upscale`: upscale image files, folders and globs with an SR3 pipeline (also `python -m sr3_diffusers`); and the
+entry points of `sr3-evaluate` and `sr3-train`, which first check that their optional dependencies are installed.
 
 Under `accelerate launch` or `torchrun` each process upscales its share of the planned images (`upscale_jobs`).
 """
@@ -6,6 +7,7 @@ Under `accelerate launch` or `torchrun` each process upscales its share of the p
 import argparse
 import errno
 import glob
+import importlib
 import json
 import logging
 import math
@@ -43,6 +45,9 @@ MEMORY_HEADROOM = 0.8
 MAX_EXIT_STATUS = 100
 
 logger = logging.getLogger("sr3_diffusers.cli")
+
+# The optional dependencies of the commands and the extra of `setup.cfg` that installs each.
+OPTIONAL_DEPENDENCIES = {"datasets": "eval", "evaluate": "eval", "scipy": "eval", "tensorboard": "train"}
 
 
 class CommandError(Exception):
@@ -593,6 +598,29 @@ def upscale_batch(pipe: SR3Pipeline, batch: List[Tuple[Path, Path, ImageFile]], 
             tqdm.write(f"sr3-upscale: {path}: {note}", file=sys.stderr)
         tqdm.write(f"{path} -> {target}")
     return failures
+
+
+def _import_command(command: str, module_name: str, extra: str):
+    """Import a command's module, or exit with one line naming the extra to install when a dependency is missing."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        missing = (error.name or "").split(".")[0]
+        if missing not in OPTIONAL_DEPENDENCIES:
+            raise
+        sys.exit(f"{command}: error: it needs `{missing}`, which is not installed: pip install 'sr3-diffusers[{extra}]'")
+
+
+def evaluate_main() -> int:
+    """The `sr3-evaluate` console script (`sr3_diffusers.evaluation.main`); needs the `eval` extra."""
+    return _import_command("sr3-evaluate", "sr3_diffusers.evaluation", "eval").main()
+
+
+def train_main() -> None:
+    """The `sr3-train` console script: the top-level `train_sr3.py` (installed beside the package); needs the `train`
+    extra. Launch it on several processes with `accelerate launch $(which sr3-train) ...`."""
+    train_sr3 = _import_command("sr3-train", "train_sr3", "train")
+    train_sr3.main(train_sr3.parse_args())
 
 
 if __name__ == "__main__":

@@ -91,6 +91,7 @@ from .distributed import batches_of_this_process, process_state
 from .flags import accept_either_spelling
 from .image_processing import upsample_bicubic
 from .metrics.consistency.consistency import Consistency
+from .model_card import eval_results_from_summary, write_eval_results
 from .metrics.fid.fid import diagonal_frechet_distance, frechet_distance
 from .metrics.inception import POOL3_DIMENSION, load_inception, network_outputs
 from .metrics.inception_score.inception_score import inception_score
@@ -921,6 +922,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     )
     output.add_argument("--no_fid", action="store_true", help="Skip FID (it needs the TF-Inception weights).")
     output.add_argument(
+        "--model_card",
+        default=None,
+        help="Write the model's results into this model card's model-index (the Hub's eval results), e.g. "
+        "<model folder>/README.md; created if missing, the rest of the card kept.",
+    )
+    output.add_argument(
         "--inception_weights",
         default=None,
         help="The TF-Inception weights (.pt or the "
@@ -1050,6 +1057,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(
         f"{PROG}: wrote {Path(args.output_dir) / SUMMARY_MD_NAME}, {SUMMARY_JSON_NAME} and {CSV_NAME}", file=sys.stderr
     )
+    if args.model_card is not None:
+        method = SR3 if pipe is not None else BICUBIC
+        dataset_name = args.dataset_name or Path(args.data_dir).resolve().name
+        dataset_type = args.dataset_name or "imagefolder"
+        results = eval_results_from_summary(
+            summary, method, args.scale, args.crop_border, dataset_type, dataset_name, args.split if args.dataset_name else None
+        )
+        write_eval_results(args.model_card, results, model_name=str(args.model or "bicubic"))
+        print(f"{PROG}: wrote {len(results)} {method} results into the model-index of {args.model_card}", file=sys.stderr)
     return 0
 
 

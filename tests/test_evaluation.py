@@ -17,6 +17,7 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from huggingface_hub import ModelCard
 
 from sr3_diffusers import SR3Pipeline, SR3Scheduler, SR3UNet2DModel, evaluation
 from sr3_diffusers.data import center_crop_pair, image_to_tensor
@@ -467,3 +468,23 @@ def test_python_m_entry_point(tmp_path):
     )
     assert completed.returncode == 2
     assert completed.stderr.strip() == f"sr3-evaluate: error: --data_dir {tmp_path / 'nope'}: no such folder."
+
+
+def test_model_card_option_writes_the_results_into_the_card_model_index(folders, tmp_path, first_run):
+    card_path = tmp_path / "README.md"
+    card_path.write_text("---\nlicense: apache-2.0\nlibrary_name: diffusers\n---\n\n# My model\n\nKept text.\n")
+    output_dir = copy_run(first_run, tmp_path)
+    assert evaluate(folders, output_dir, *MODEL_ARGS, "--num_samples", 2, "--model_card", card_path) == 0
+    card = ModelCard.load(card_path)
+    summary = json.loads((output_dir / "summary.json").read_text())
+    results = {result.metric_name: result for result in card.data.eval_results}
+    assert set(results) == {"PSNR (RGB, no crop)", "SSIM (RGB, no crop)", "PSNR (Y, crop 8)", "SSIM (Y, crop 8)",
+                            "Consistency (MSE of the downscaled output to the input)"}
+    psnr = results["PSNR (RGB, no crop)"]
+    assert psnr.metric_value == round(summary["methods"]["sr3"]["psnr_rgb"]["mean"], 4)
+    assert psnr.dataset_type == "imagefolder" and psnr.dataset_name == folders["photos"].name
+    assert psnr.task_type == "image-to-image" and card.data.library_name == "diffusers"
+    assert "Kept text." in card.text
+    # a rerun replaces the results rather than adding a second copy
+    assert evaluate(folders, output_dir, *MODEL_ARGS, "--num_samples", 2, "--model_card", card_path) == 0
+    assert len(ModelCard.load(card_path).data.eval_results) == 5

@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 
 from sr3_diffusers import SR3Pipeline
 from tests.test_data import make_photo_folder
-from tests.testing_utils import TINY_UNET_CONFIG, free_port
+from tests.testing_utils import TINY_UNET_CONFIG, FakeHub, free_port
 
 
 pytest.importorskip("skimage")
@@ -180,8 +180,11 @@ def test_checkpoint_limit_keeps_exactly_the_newest_k(straight_run):
 def test_model_card_loads_with_huggingface_hub_and_carries_the_metadata(straight_run):
     output_dir, _ = straight_run
     card = ModelCard.load(output_dir / "README.md")
-    assert card.data.license == "apache-2.0"
+    assert card.data.license == "apache-2.0" and card.data.library_name == "diffusers"
     assert card.data.pipeline_tag == "image-to-image"
+    assert card.data.datasets is None  # trained from a local folder: no path in `datasets:`
+    assert "pip install sr3-diffusers" in card.text
+    assert 'DiffusionPipeline.from_pretrained("straight", trust_remote_code=True)' in card.text
     assert {"super-resolution", "sr3", "diffusers"} <= set(card.data.tags)
     metrics = {result.metric_name: result for result in card.data.eval_results}
     assert set(metrics) == {"PSNR (RGB, no crop)", "SSIM (RGB, no crop)", "PSNR (Y, crop 8)", "SSIM (Y, crop 8)"}
@@ -374,6 +377,7 @@ def test_reference_loss_is_the_mean_error_of_the_predicted_noise():
         (["--unet_config", '{"block_channels": [8]}'], "--unet_config has keys SR3UNet2DModel does not take"),
         (["--resolution", "30"], "--resolution 30 must be a multiple of --scale 4"),
         (["--resume_from_checkpoint", "checkpoint-9"], "--resume_from_checkpoint checkpoint-9 is not a complete"),
+        (["--hub_strategy", "every_save"], "--hub_strategy every_save uploads checkpoints: it needs --push_to_hub"),
     ],
 )
 def test_flag_errors_stop_at_start_up_with_one_line(folders, tmp_path, capsys, arguments, message):
@@ -439,3 +443,79 @@ def test_ema_is_the_reference_constant_decay_from_the_first_step(folders):
         assert ema.cur_decay_value == 0.9
     for shadow, value in zip(ema.shadow_params, expected):
         torch.testing.assert_close(shadow, value)
+
+
+@pytest.mark.parametrize("strategy", ["every_save", "checkpoint"])
+def test_hub_strategy_uploads_each_checkpoint_in_the_background(folders, in_process, monkeypatch, strategy):
+    import huggingface_hub
+
+    hub = FakeHub()
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    huggingface_hub.set_client_factory(hub.client)
+    monkeypatch.setattr(train_sr3.CheckpointUploader, "push", slow_push_that_waits(train_sr3.CheckpointUploader.push))
+    output_dir = folders["root"] / f"pushed-{strategy}"
+    hub_args = ["--push_to_hub", "--hub_model_id", "sr3-tiny", "--hub_token", "hf_test", "--hub_strategy", strategy]
+    try:
+        in_process(data_args(folders, output_dir, "--max_train_steps", "2", "--checkpointing_steps", "1", *hub_args))
+    finally:
+        huggingface_hub.set_client_factory(huggingface_hub.utils._http.default_client_factory)
+
+    pipeline_files = {"model_index.json", "sr3_diffusers.py", "unet/config.json",
+                      "unet/diffusion_pytorch_model.safetensors", "unet/sr3_diffusers.py",
+                      "scheduler/scheduler_config.json", "scheduler/sr3_diffusers.py"}
+    commits = [(message, set(files)) for repo_id, message, files in hub.commits if repo_id == "someone/sr3-tiny"]
+    expected = []
+    for step in (1, 2):
+        expected.append((f"Training in progress, step {step}", pipeline_files))
+        if strategy == "checkpoint":
+            checkpoint = output_dir / f"checkpoint-{step}"
+            files = {f"last-checkpoint/{path.relative_to(checkpoint).as_posix()}" for path in checkpoint.rglob("*")
+                     if path.is_file()}
+            assert "last-checkpoint/training_state.json" in files and "last-checkpoint/unet_training/config.json" in files
+            expected.append((f"Training in progress, step {step}", files))
+    assert commits[:-1] == expected
+    assert commits[-1][0] == "End of training" and "README.md" in commits[-1][1]
+    if strategy == "checkpoint":  # last-checkpoint/ holds the latest checkpoint only
+        in_repo = {name for name in hub.repos["someone/sr3-tiny"] if name.startswith("last-checkpoint/")}
+        assert in_repo == expected[-1][1]
+        for name in in_repo:
+            assert hub.repos["someone/sr3-tiny"][name] == (output_dir / "checkpoint-2" / name.partition("/")[2]).read_bytes()
+
+
+def slow_push_that_waits(push):
+    """The real `push`, then wait for its uploads so that the next checkpoint is not skipped (the test's uploads are
+    instantaneous; what matters is that they ran through `run_as_future`)."""
+
+    def push_and_wait(self, checkpoint, global_step):
+        push(self, checkpoint, global_step)
+        assert all(type(future).__name__ == "Future" for future in self.futures)
+        self.wait()
+
+    return push_and_wait
+
+
+def test_a_failed_checkpoint_upload_is_logged_and_training_goes_on(folders, in_process, monkeypatch, caplog):
+    import huggingface_hub
+
+    hub = FakeHub()
+    handle = hub.handle
+
+    def refuse_checkpoint_commits(request):
+        if "/commit/" in request.url.path and b"Training in progress" in request.content:
+            import httpx2
+
+            return httpx2.Response(500, json={"error": "the Hub is down"})
+        return handle(request)
+
+    hub.handle = refuse_checkpoint_commits
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    huggingface_hub.set_client_factory(hub.client)
+    output_dir = folders["root"] / "pushed-failing"
+    hub_args = ["--push_to_hub", "--hub_model_id", "sr3-tiny", "--hub_token", "hf_test", "--hub_strategy", "every_save"]
+    try:
+        in_process(data_args(folders, output_dir, "--max_train_steps", "2", "--checkpointing_steps", "1", *hub_args))
+    finally:
+        huggingface_hub.set_client_factory(huggingface_hub.utils._http.default_client_factory)
+    assert (output_dir / "checkpoint-2").is_dir() and (output_dir / "unet").is_dir()
+    assert "Uploading checkpoint-1 to the Hub (.) failed, training goes on" in caplog.text
+    assert [message for _, message, _ in hub.commits] == ["End of training"]

@@ -12,14 +12,17 @@ shipped folder, to put its table into the card.
 
 import argparse
 import csv
+import json
 import time
 from collections import Counter
 from pathlib import Path
 
 import torch
-from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import ModelCard
 
 from sr3_diffusers import SR3DPMSolverScheduler, SR3Pipeline
+from sr3_diffusers.evaluation import SR3
+from sr3_diffusers.model_card import INSTALL_COMMAND, eval_results_from_summary, sr3_card_data
 from sr3_diffusers.pipelines.pipeline_sr3 import SHIPPED_MODEL_PATH
 
 
@@ -49,6 +52,21 @@ def training_flags() -> dict:
 def quality_table(path: Path) -> str:
     """benchmarks/quality.py's markdown without its title, which the card's own heading replaces."""
     return "\n".join(line for line in path.read_text().splitlines() if not line.startswith("# ")).strip()
+
+
+def eval_results(quality_json: Path, scale: int, num_heldout: int) -> list:
+    """The model-index results of the quality run with the shipped defaults (sampler, steps, strength, projection)."""
+    runs = json.loads(quality_json.read_text())["settings"]
+    for summary in runs.values():
+        model = summary["settings"]["model"]
+        if (model["sampler"], model["num_inference_steps"], model["strength"], model["enforce_consistency"]) == (
+            "dpmsolver++", NUM_INFERENCE_STEPS, STRENGTH, ENFORCE_CONSISTENCY
+        ):
+            crop_border = summary["settings"]["data"]["crop_border"]
+            return eval_results_from_summary(
+                summary, SR3, scale, crop_border, "imagefolder", f"sr3-diffusers held-out photos ({num_heldout})"
+            )
+    raise SystemExit(f"{quality_json} has no run with the shipped defaults (dpmsolver++, {NUM_INFERENCE_STEPS} steps).")
 
 
 def main():
@@ -81,11 +99,13 @@ def main():
     weights = args.output / "unet" / "diffusion_pytorch_model.safetensors"
     unet_config = pipe.unet.config
     card = ModelCard.from_template(
-        ModelCardData(
+        sr3_card_data(
             license="other",
             license_name="mixed-training-data-licences",
-            tags=["super-resolution", "sr3", "diffusion", "image-to-image", "diffusers"],
-            pipeline_tag="image-to-image",
+            license_link="README.md#training-data",  # the card's table of the photos' sources and licences
+            model_name="sr3-diffusers default",
+            eval_results=eval_results(args.quality_md.with_suffix(".json"), pipe.config.scale, len(heldout))
+            if args.quality_md else None,
         ),
         template_path=str(REPO / "model_cards" / "shipped_model_card.md"),
         scale=pipe.config.scale,
@@ -112,6 +132,7 @@ def main():
         num_heldout=len(heldout),
         data_sources=data_sources(heldout),
         quality_table=quality_table(args.quality_md) if args.quality_md else "(not measured yet)",
+        install_command=INSTALL_COMMAND,
     )
     card.save(args.output / "README.md")
     ModelCard.load(args.output / "README.md")

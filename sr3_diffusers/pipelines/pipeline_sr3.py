@@ -1,19 +1,25 @@
 """SR3Pipeline: image super-resolution by iterative refinement (Saharia et al., 2021)."""
 
+import inspect
 import json
 import numbers
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+import diffusers
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
+from diffusers.configuration_utils import ConfigMixin
+from diffusers.models.modeling_utils import ModelMixin
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline, ImagePipelineOutput
 from diffusers.utils import replace_example_docstring
 from diffusers.utils.torch_utils import randn_tensor
-from huggingface_hub import snapshot_download
+from huggingface_hub import create_repo, snapshot_download
 
 from ..image_processing import (
     ImageInput,
@@ -23,16 +29,35 @@ from ..image_processing import (
     to_rgb_tensors,
     upsample_bicubic,
 )
+from ..model_card import write_pipeline_model_card
 from ..models.predictor_sr3 import SR3PredictorModel
 from ..models.unet_sr3 import SR3UNet2DModel
-from ..schedulers.scheduling_sr3 import SR3Scheduler, model_output_from_original, noise_and_original_from_model_output
+from ..remote_code import REMOTE_CODE_FILENAME, pipeline_code
+from ..schedulers.scheduling_sr3 import SR3Scheduler
+from ..schedulers.scheduling_sr3_dpmsolver import SR3DPMSolverScheduler
+from ..schedulers.scheduling_sr3_utils import model_output_from_original, noise_and_original_from_model_output
 
 
-OUTPUT_TYPES = ("pil", "np", "pt")
+OUTPUT_TYPES = ("pil", "np", "pt", "latent")
+
+# The diffusers schedulers shown to drive the SR3 UNet (README's table); any scheduler with `alphas_cumprod` works.
+DIFFUSERS_SCHEDULERS = (
+    "DDIMScheduler", "DPMSolverMultistepScheduler", "EulerDiscreteScheduler", "UniPCMultistepScheduler", "DDPMScheduler"
+)
+# diffusers' pipelines default to 50 steps; SR3's schedulers carry their own `num_inference_steps`.
+DIFFUSERS_DEFAULT_NUM_INFERENCE_STEPS = 50
+
 
 # The small x4 model trained on real photos that ships inside the package (see its model card, `default/README.md`).
 SHIPPED_MODEL = "sr3_diffusers/default"
 SHIPPED_MODEL_PATH = Path(__file__).resolve().parents[1] / "default"
+
+# The library name that `save_pretrained` gives this package's components in `model_index.json`, and the classes it
+# resolves to. diffusers loads them from the code file `<component>/sr3_diffusers.py` of a repo with
+# `trust_remote_code=True`; `SR3Pipeline.from_pretrained` loads them from these classes.
+LIBRARY_NAME = "sr3_diffusers"
+SR3_COMPONENT_CLASSES = {cls.__name__: cls for cls in (SR3UNet2DModel, SR3PredictorModel, SR3Scheduler, SR3DPMSolverScheduler)}
+
 
 EXAMPLE_DOC_STRING = """
     Example:
@@ -66,7 +91,10 @@ class SR3Pipeline(DiffusionPipeline):
 
     Args:
         unet ([`SR3UNet2DModel`]): The noise-prediction UNet, conditioned on the upsampled image.
-        scheduler ([`SR3Scheduler`]): The sampling schedule and update rule.
+        scheduler ([`SR3Scheduler`], [`SR3DPMSolverScheduler`] or a diffusers scheduler):
+            The sampling schedule and update rule. Any diffusers scheduler with an `alphas_cumprod` training schedule
+            works (e.g. `DDIMScheduler.from_config(pipe.scheduler.config)`, which takes over SR3's linear-beta
+            training schedule): the UNet is given sqrt(alphas_cumprod[t]) as its noise level.
         predictor ([`SR3PredictorModel`], *optional*):
             A deterministic upscaler whose output replaces the bicubic condition; `None` (SR3) uses bicubic.
         scale (`int`, defaults to 4):
@@ -124,37 +152,110 @@ class SR3Pipeline(DiffusionPipeline):
         Load a saved SR3 pipeline from a local folder, a Hub repo id, or `"sr3_diffusers/default"`: the small x4
         model that ships inside this package, loaded without network.
 
-        diffusers' generic loader refuses Hub repos whose components come from a library other than diffusers or
-        transformers, so a repo id is first resolved to a local snapshot with `huggingface_hub.snapshot_download`
-        (which honours `HF_HUB_OFFLINE`, `cache_dir`, `revision`, `token` and `local_files_only`), then loaded like a
-        folder. Weights load from safetensors only; pass `use_safetensors=False` to allow pickled `.bin` weights you
-        trust. All other keyword arguments (`torch_dtype`, `device_map`, ...) go to
-        [`~DiffusionPipeline.from_pretrained`].
+        A repo id is resolved to a local snapshot with `huggingface_hub.snapshot_download` (which honours
+        `HF_HUB_OFFLINE`, `cache_dir`, `revision`, `token` and `local_files_only`). The components are then built from
+        this package's classes (or diffusers' own, for a diffusers scheduler), never from the code files a saved repo
+        carries for users without the package (see `save_pretrained`), so nothing from the repo is executed.
+
+        Args:
+            pretrained_model_name_or_path (`str` or `os.PathLike`): A folder, a Hub repo id or `"sr3_diffusers/default"`.
+            kwargs:
+                Components to use instead of the saved ones (`unet=...`, `scheduler=...`), pipeline config values
+                (`scale`, `enforce_consistency`, `strength`), and model loading options passed to each model's
+                [`~ModelMixin.from_pretrained`] (`torch_dtype`, `device_map`, `variant`, ...). Weights load from
+                safetensors only; pass `use_safetensors=False` to allow pickled `.bin` weights you trust.
         """
         kwargs.setdefault("use_safetensors", True)
-        if str(pretrained_model_name_or_path) == SHIPPED_MODEL:
-            pretrained_model_name_or_path = SHIPPED_MODEL_PATH
-        if not os.path.isdir(pretrained_model_name_or_path):
-            allow_patterns = ["*.json", "*.safetensors", "*.md"]
-            if not kwargs["use_safetensors"]:
-                allow_patterns.append("*.bin")
-            pretrained_model_name_or_path = snapshot_download(
-                str(pretrained_model_name_or_path),
-                revision=kwargs.pop("revision", None),
-                cache_dir=kwargs.pop("cache_dir", None),
-                token=kwargs.pop("token", None),
-                local_files_only=kwargs.pop("local_files_only", False),
-                allow_patterns=allow_patterns,
-            )
-        # diffusers loads any `_class_name` into the class it is called on; another pipeline's folder is an error.
-        index_path = Path(pretrained_model_name_or_path, "model_index.json")
-        class_name = json.loads(index_path.read_text()).get("_class_name") if index_path.is_file() else None
+        folder = _local_folder(pretrained_model_name_or_path, kwargs)
+        model_index = cls.load_config(folder)
+        # An edited model_index.json may name another pipeline: refuse it rather than build this one from its parts.
+        class_name = model_index.get("_class_name")
+        class_name = class_name[-1] if isinstance(class_name, list) else class_name
         if class_name not in (None, cls.__name__, "SR3Pipeline"):
             raise ValueError(
-                f"{index_path} describes a {class_name}, not an SR3Pipeline; load it with that class, or fix"
-                " `_class_name` in model_index.json."
+                f"{Path(folder, 'model_index.json')} describes a {class_name}, not an SR3Pipeline; load it with that"
+                " class, or fix `_class_name` in model_index.json."
             )
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        expected_modules, optional_kwargs = cls._get_signature_keys(cls)
+        passed_components = {name: kwargs.pop(name) for name in expected_modules if name in kwargs}
+        init_kwargs = {name: kwargs.pop(name, model_index[name]) for name in optional_kwargs if name in model_index}
+        init_kwargs.update({name: kwargs.pop(name) for name in optional_kwargs if name in kwargs})
+
+        components = {}
+        for name in expected_modules:
+            library_name, class_name = model_index.get(name) or (None, None)
+            if name in passed_components:
+                components[name] = passed_components[name]
+            elif class_name is None:
+                components[name] = None  # an optional component saved as absent
+            else:
+                component_class = _component_class(library_name, class_name)
+                if issubclass(component_class, ModelMixin):
+                    components[name] = component_class.from_pretrained(folder, subfolder=name, **kwargs)
+                else:
+                    components[name] = component_class.from_pretrained(folder, subfolder=name)
+        pipeline = cls(**components, **init_kwargs)
+        pipeline.register_to_config(_name_or_path=str(pretrained_model_name_or_path))
+        return pipeline
+
+    def save_pretrained(self, save_directory: Union[str, os.PathLike], push_to_hub: bool = False, **kwargs) -> None:
+        r"""
+        Save the pipeline as [`~DiffusionPipeline.save_pretrained`] does, so that it loads without this package too.
+
+        `model_index.json` names this package's components `["sr3_diffusers", <class name>]` and the pipeline
+        `["sr3_diffusers", "SR3Pipeline"]`, and a self-contained code file generated from the installed package
+        (`remote_code.bundle_source`) is written where diffusers looks for such a library: `sr3_diffusers.py` at the
+        root and in each of those components' folders. `DiffusionPipeline.from_pretrained(folder_or_repo,
+        trust_remote_code=True)` then loads the pipeline where `sr3_diffusers` is not installed.
+
+        With `push_to_hub=True` the folder is uploaded with `upload_folder`, keeping the `README.md` model card already
+        in it (written by `train_sr3.py`, `sr3-evaluate --model_card` or the shipping script), or writing this package's
+        card if there is none; diffusers' own `push_to_hub` would replace it by its blank template. `repo_id`,
+        `token`, `private`, `commit_message` and `create_pr` go to the Hub calls; other keyword arguments
+        (`safe_serialization`, `variant`, `max_shard_size`) to [`~DiffusionPipeline.save_pretrained`].
+        """
+        hub_kwargs = {name: kwargs.pop(name, None) for name in ("repo_id", "token", "private", "commit_message")}
+        create_pr = kwargs.pop("create_pr", False)
+        super().save_pretrained(save_directory, **kwargs)
+        self._write_remote_code(save_directory)
+        if push_to_hub:
+            repo_id = hub_kwargs["repo_id"] or Path(save_directory).resolve().name
+            repo_id = create_repo(repo_id, exist_ok=True, private=hub_kwargs["private"], token=hub_kwargs["token"]).repo_id
+            if not os.path.isfile(os.path.join(save_directory, "README.md")):
+                write_pipeline_model_card(self, repo_id, os.path.join(save_directory, "README.md"))
+            self._upload_folder(
+                save_directory, repo_id, token=hub_kwargs["token"], commit_message=hub_kwargs["commit_message"],
+                create_pr=create_pr,
+            )
+
+    def push_to_hub(self, repo_id: str, commit_message: Optional[str] = None, private: Optional[bool] = None,
+                    token: Optional[str] = None, create_pr: bool = False, safe_serialization: bool = True,
+                    variant: Optional[str] = None) -> None:
+        """Upload the pipeline to the Hub repo `repo_id` (created if needed) with its code files and this package's
+        model card (see `save_pretrained`); the card of the folder the pipeline was loaded from is kept if it had one."""
+        with tempfile.TemporaryDirectory() as save_directory:
+            loaded_from = self.config.get("_name_or_path")
+            loaded_from = str(SHIPPED_MODEL_PATH) if loaded_from == SHIPPED_MODEL else loaded_from
+            if loaded_from and os.path.isfile(os.path.join(loaded_from, "README.md")):
+                shutil.copy(os.path.join(loaded_from, "README.md"), os.path.join(save_directory, "README.md"))
+            self.save_pretrained(
+                save_directory, push_to_hub=True, repo_id=repo_id, commit_message=commit_message, private=private,
+                token=token, create_pr=create_pr, safe_serialization=safe_serialization, variant=variant,
+            )
+
+    def _write_remote_code(self, save_directory: Union[str, os.PathLike]) -> None:
+        """Name this package as the library of its components in `model_index.json`, and write the code files that
+        diffusers loads for that library with `trust_remote_code=True` (see `save_pretrained`)."""
+        index_path = Path(save_directory, self.config_name)
+        model_index = json.loads(index_path.read_text())
+        model_index["_class_name"] = [LIBRARY_NAME, type(self).__name__]
+        code = pipeline_code(type(self))
+        Path(save_directory, REMOTE_CODE_FILENAME).write_text(code)
+        for name, entry in model_index.items():
+            if isinstance(entry, list) and entry[1] in SR3_COMPONENT_CLASSES and name != "_class_name":
+                model_index[name] = [LIBRARY_NAME, entry[1]]
+                Path(save_directory, name, REMOTE_CODE_FILENAME).write_text(code)
+        index_path.write_text(json.dumps(model_index, indent=2, sort_keys=True) + "\n")
 
     @property
     def num_timesteps(self) -> int:
@@ -186,6 +287,12 @@ class SR3Pipeline(DiffusionPipeline):
                 f"`generator` must be a torch.Generator or a list of them (one per image), got {given}; for a seed,"
                 " pass `generator=torch.Generator().manual_seed(seed)`."
             )
+        if not (hasattr(self.scheduler, "get_noise_level") or hasattr(self.scheduler, "alphas_cumprod")):
+            raise ValueError(
+                f"{type(self.scheduler).__name__} cannot drive the SR3 UNet: it has no `alphas_cumprod` training "
+                f"schedule to take the noise level sqrt(alphas_cumprod[t]) from. Use SR3Scheduler, SR3DPMSolverScheduler "
+                f"or one of diffusers' {', '.join(DIFFUSERS_SCHEDULERS)} (`.from_config(pipe.scheduler.config)`)."
+            )
         if isinstance(generator, list) and len(generator) != batch_size:
             raise ValueError(
                 f"Got a list of {len(generator)} generators for {batch_size} images; pass one generator, or one per image."
@@ -209,6 +316,30 @@ class SR3Pipeline(DiffusionPipeline):
             )
         if not isinstance(tile_batch_size, int) or tile_batch_size < 1:
             raise ValueError(f"`tile_batch_size` must be a positive integer, got {tile_batch_size!r}.")
+
+    def get_noise_level(self, timestep: Union[int, float, torch.Tensor]) -> torch.Tensor:
+        """
+        The UNet's noise level sqrt(gamma_t) at a step of the scheduler: from an SR3 scheduler's sampling schedule, or
+        sqrt(alphas_cumprod[t]) of a diffusers scheduler (DDPM's alpha-bar is SR3's gamma), so that any scheduler built
+        on a training schedule drives the UNet. A fractional timestep (Euler's) interpolates sigma = sqrt((1 - gamma) /
+        gamma) linearly in t, as `EulerDiscreteScheduler` does, giving gamma = 1 / (1 + sigma^2).
+        """
+        if hasattr(self.scheduler, "get_noise_level"):
+            return self.scheduler.get_noise_level(timestep)
+        alphas_cumprod = self.scheduler.alphas_cumprod.double().cpu()
+        timestep = float(timestep)
+        sigmas = ((1.0 - alphas_cumprod) / alphas_cumprod).sqrt()
+        index = min(int(timestep), len(sigmas) - 2)
+        sigma = torch.lerp(sigmas[index], sigmas[index + 1], timestep - index)
+        return (1.0 / (1.0 + sigma**2)).sqrt().float().to(self._execution_device)
+
+    def noise_condition(self, condition: torch.Tensor, noise: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+        """The bicubic condition noised to the level of `timestep`, where sampling starts for `strength < 1`:
+        x_t = sqrt(gamma_t) condition + sqrt(1 - gamma_t) z (Algorithm 1's forward process, the condition as x_0), or
+        the diffusers scheduler's own `add_noise` (which matches its `step`, e.g. Euler's x_0 + sigma z)."""
+        if hasattr(self.scheduler, "get_noise_level"):
+            return self.scheduler.add_noise(condition, noise, self.scheduler.get_noise_level(timestep).square())
+        return self.scheduler.add_noise(condition, noise, timestep.reshape(1))
 
     def prepare_condition(self, low_res_images: List[torch.Tensor]) -> torch.Tensor:
         """Upsample each [0, 1] low-resolution image x`scale` in [-1, 1], with bicubic (SPEC section 3) or the
@@ -348,13 +479,15 @@ class SR3Pipeline(DiffusionPipeline):
                 values must lie in [0, 1]. Any size works: the input is padded to what the UNet accepts and the output
                 cropped to exactly `scale` times the input size.
             num_inference_steps (`int`, *optional*):
-                Denoising steps; defaults to the scheduler's configured `num_inference_steps` (100 for the presets).
+                Denoising steps; defaults to the SR3 scheduler's configured `num_inference_steps` (100 for the
+                presets), or 50 with one of diffusers' schedulers.
             generator (`torch.Generator` or `List[torch.Generator]`, *optional*):
                 Makes sampling deterministic; pass one per image for per-image reproducibility. As everywhere in
                 diffusers, a generator object, not a seed: `torch.Generator().manual_seed(0)`.
             output_type (`str`, defaults to `"pil"`):
                 `"pil"` (list of `PIL.Image.Image`), `"np"` (`(B, H, W, 3)` float array in [0, 1]) or `"pt"`
-                (`(B, 3, H, W)` tensor in [0, 1]). Images of different sizes come back as a list for `"np"`/`"pt"`.
+                (`(B, 3, H, W)` tensor in [0, 1]); images of different sizes come back as a list for `"np"`/`"pt"`.
+                `"latent"` returns the final sample tensor as it is (in [-1, 1], on the padded canvas).
             return_dict (`bool`, defaults to `True`): Return an [`ImagePipelineOutput`] instead of a tuple.
             callback_on_step_end (`Callable`, `PipelineCallback` or `MultiPipelineCallbacks`, *optional*):
                 Called after each step as `callback_on_step_end(pipe, step_index, timestep, callback_kwargs)`; it may
@@ -407,44 +540,54 @@ class SR3Pipeline(DiffusionPipeline):
 
         # 2. x_T ~ N(0, I) (Algorithm 2, line 1). The sample is kept in float32 whatever the UNet's dtype, so that
         # a bfloat16/float16 UNet does not accumulate rounding error over the steps.
-        sample = randn_tensor(condition.shape, generator=generator, device=device, dtype=torch.float32)
-        sample = sample * self.scheduler.init_noise_sigma
+        noise = randn_tensor(condition.shape, generator=generator, device=device, dtype=torch.float32)
+        sample = noise * self.scheduler.init_noise_sigma
 
         # 3. The sampling schedule; with strength < 1, only its last steps, starting from the noised condition
-        # x_t = sqrt(gamma_t) x_0 + sqrt(1 - gamma_t) z (Algorithm 1's forward process, the condition as x_0).
+        # (`noise_condition`, the condition as x_0).
+        if num_inference_steps is None and not hasattr(self.scheduler, "get_noise_level"):
+            num_inference_steps = DIFFUSERS_DEFAULT_NUM_INFERENCE_STEPS
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = self.scheduler.timesteps
         if strength < 1.0:
             num_steps = max(1, round(strength * len(timesteps))) if strength > 0 else 0
-            timesteps = timesteps[len(timesteps) - num_steps :]
+            begin_index = len(timesteps) - num_steps
+            timesteps = timesteps[begin_index:]
             start = self.from_image(condition.float(), condition)
             if len(timesteps):
-                start_gamma = self.scheduler.get_noise_level(timesteps[0]).square()
-                sample = self.scheduler.add_noise(start, sample, start_gamma)
+                if hasattr(self.scheduler, "set_begin_index"):
+                    self.scheduler.set_begin_index(begin_index)
+                sample = self.noise_condition(start, noise, timesteps[0])
             else:
                 sample = start
         self._num_timesteps = len(timesteps)
+        # diffusers' schedulers differ in whether `step` draws noise (UniPC takes no generator)
+        step_kwargs = {"generator": generator} if "generator" in inspect.signature(self.scheduler.step).parameters else {}
 
         # 4. The refinement loop (Algorithm 2, lines 2-5).
         for step_index, timestep in enumerate(self.progress_bar(timesteps)):
             if self.interrupt:
                 break
-            noise_level = self.scheduler.get_noise_level(timestep).expand(batch_size)
+            noise_level = self.get_noise_level(timestep).expand(batch_size)
             model_input = self.scheduler.scale_model_input(sample, timestep)
             model_output = self.predict_noise(model_input, noise_level, condition, tile_size, tile_overlap, tile_batch_size)
             if enforce_consistency:
-                model_output = self.project_to_low_res(model_output, sample, noise_level[0], condition, low_res_images)
-            step_output = self.scheduler.step(model_output, timestep, sample, generator=generator)
-            sample, pred_original_sample = step_output.prev_sample, step_output.pred_original_sample
+                model_output = self.project_to_low_res(model_output, model_input, noise_level[0], condition, low_res_images)
+            step_output = self.scheduler.step(model_output, timestep, sample, **step_kwargs)
+            sample, pred_original_sample = step_output.prev_sample, getattr(step_output, "pred_original_sample", None)
 
             if callback_on_step_end is not None:
-                pred_image = self.to_image(pred_original_sample, condition)
+                pred_image = None if pred_original_sample is None else self.to_image(pred_original_sample, condition)
                 step_tensors = {"sample": sample, "condition": condition, "pred_original_sample": pred_image}
                 callback_kwargs = {name: step_tensors[name] for name in callback_on_step_end_tensor_inputs}
                 callback_outputs = callback_on_step_end(self, step_index, timestep, callback_kwargs)
                 sample = callback_outputs.pop("sample", sample)
 
-        # 5. Crop each image back to exactly `scale` times its input size, clamp to [0, 1] and convert.
+        # 5. Crop each image back to exactly `scale` times its input size, clamp to [0, 1] and convert; "latent" is
+        # the final sample itself (the residual with `residual_scale`), on the padded canvas.
+        if output_type == "latent":
+            self.maybe_free_model_hooks()
+            return (sample,) if not return_dict else ImagePipelineOutput(images=sample)
         scale = self.config.scale
         image = self.to_image(sample, condition)
         images = [
@@ -468,6 +611,43 @@ class SR3Pipeline(DiffusionPipeline):
         if output_type == "pil":
             return [self.numpy_to_pil(array)[0] for array in arrays]
         return torch.stack(images).permute(0, 2, 3, 1).float().numpy() if same_size else arrays
+
+
+def _local_folder(pretrained_model_name_or_path: Union[str, os.PathLike], kwargs: dict) -> str:
+    """The folder to load from: the shipped model, a local folder, or the snapshot of a Hub repo (downloading the
+    configs, code-free: weights, JSON and the model card), taking the Hub options out of `kwargs`."""
+    if str(pretrained_model_name_or_path) == SHIPPED_MODEL:
+        return str(SHIPPED_MODEL_PATH)
+    if os.path.isdir(pretrained_model_name_or_path):
+        return str(pretrained_model_name_or_path)
+    allow_patterns = ["*.json", "*.safetensors", "*.md"]
+    if not kwargs["use_safetensors"]:
+        allow_patterns.append("*.bin")
+    return snapshot_download(
+        str(pretrained_model_name_or_path),
+        revision=kwargs.pop("revision", None),
+        cache_dir=kwargs.pop("cache_dir", None),
+        token=kwargs.pop("token", None),
+        local_files_only=kwargs.pop("local_files_only", False),
+        allow_patterns=allow_patterns,
+    )
+
+
+def _component_class(library_name: Optional[str], class_name: str) -> type:
+    """The class of a component saved as `[library_name, class_name]`: one of this package's (whichever module path
+    older saves recorded), or one of diffusers' own (e.g. a `DDIMScheduler` set on the pipeline)."""
+    if library_name is not None and library_name.split(".")[0] == LIBRARY_NAME:
+        if class_name not in SR3_COMPONENT_CLASSES:
+            raise ValueError(f"`model_index.json` names {class_name!r} from {library_name}; this version of sr3_diffusers "
+                             f"has {sorted(SR3_COMPONENT_CLASSES)}.")
+        return SR3_COMPONENT_CLASSES[class_name]
+    component_class = getattr(diffusers, class_name, None) if library_name == "diffusers" else None
+    if not (isinstance(component_class, type) and issubclass(component_class, ConfigMixin)):
+        raise ValueError(
+            f"`model_index.json` names the component [{library_name!r}, {class_name!r}]; SR3Pipeline loads components "
+            f"of sr3_diffusers ({sorted(SR3_COMPONENT_CLASSES)}) and diffusers' models and schedulers only."
+        )
+    return component_class
 
 
 def _tile_starts(length: int, tile: int, stride: int) -> List[int]:

@@ -21,17 +21,17 @@ model input sqrt(gamma_t), and the last step (t = 0) goes to gamma = 1: it retur
 """
 
 import math
+from typing import List, Optional, Union
 
+import numpy as np
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 
-from .scheduling_sr3 import (
-    SR3_SCHEDULER_PRESETS,
+from .scheduling_sr3 import SR3_SCHEDULER_PRESETS, SR3SchedulerOutput
+from .scheduling_sr3_utils import (
     SR3NoiseLevelMixin,
-    SR3Scheduler,
-    SR3SchedulerOutput,
     _check_beta_range,
     _check_positive_int,
     _check_prediction_type,
@@ -136,10 +136,13 @@ class SR3DPMSolverScheduler(SR3NoiseLevelMixin, SchedulerMixin, ConfigMixin):
             The clipping bound, used only when `clip_sample=True`; must be positive.
         prediction_type (`str`, defaults to `"epsilon"`):
             What the model predicts, as in [`SR3Scheduler`]: `"epsilon"`, `"sample"` (x_0) or `"v_prediction"`.
+        trained_betas (`np.ndarray` or `List[float]`, *optional*):
+            The betas of the training schedule, replacing the linear one of `beta_start` .. `beta_end` (as in
+            diffusers' schedulers); their number is then T, whatever `num_train_timesteps` says.
     """
 
     # `SR3Scheduler` configs load here (and its own keys, e.g. `variance_type`, are kept aside silently); see
-    # `_get_compatibles`, which resolves these names in this package rather than in diffusers.
+    # `SR3NoiseLevelMixin._get_compatibles`, which finds the SR3 schedulers in this package rather than in diffusers.
     _compatibles = ["SR3Scheduler"]
     order = 1
 
@@ -160,6 +163,7 @@ class SR3DPMSolverScheduler(SR3NoiseLevelMixin, SchedulerMixin, ConfigMixin):
         clip_sample: bool = False,
         clip_sample_range: float = 1.0,
         prediction_type: str = "epsilon",
+        trained_betas: Optional[Union[np.ndarray, List[float]]] = None,
     ):
         _check_positive_int("num_train_timesteps", num_train_timesteps)
         _check_positive_int("num_inference_steps", num_inference_steps)
@@ -181,16 +185,11 @@ class SR3DPMSolverScheduler(SR3NoiseLevelMixin, SchedulerMixin, ConfigMixin):
         _check_prediction_type(prediction_type)
         self._check_num_inference_steps(num_inference_steps, noise_level_spacing, reference_steps)
 
-        self._set_training_schedule(beta_start, beta_end, num_train_timesteps)
+        self._set_training_schedule(beta_start, beta_end, num_train_timesteps, trained_betas)
 
         # multistep state: the predicted x_0 of the previous step and that step's timestep
         self._previous_pred_original_sample = None
         self._previous_timestep = None
-
-    @classmethod
-    def _get_compatibles(cls) -> list:
-        """The classes whose configs this one shares; diffusers would look `_compatibles` up in its own namespace."""
-        return [cls, SR3Scheduler]
 
     @classmethod
     def from_config(cls, config=None, return_unused_kwargs=False, **kwargs):

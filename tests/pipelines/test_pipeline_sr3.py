@@ -1,4 +1,3 @@
-import hashlib
 import json
 import os
 import subprocess
@@ -14,6 +13,7 @@ from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 
 from sr3_diffusers import SR3DPMSolverScheduler, SR3Pipeline, SR3Scheduler, SR3UNet2DModel, SR3UNet2DOutput
 from sr3_diffusers.image_processing import imresize, project_to_downscaled
+from tests.testing_utils import write_hub_cache
 
 
 def random_image(height, width, seed=0):
@@ -198,7 +198,7 @@ def assert_same_up_to_float_rounding(actual, expected):
 def test_save_and_load_round_trip_gives_identical_outputs(tiny_pipeline, tmp_path):
     tiny_pipeline.save_pretrained(tmp_path)
     index = json.loads((tmp_path / "model_index.json").read_text())
-    assert index["_class_name"] == "SR3Pipeline" and index["scale"] == 4
+    assert index["_class_name"] == ["sr3_diffusers", "SR3Pipeline"] and index["scale"] == 4
     assert (tmp_path / "unet" / "diffusion_pytorch_model.safetensors").is_file()
     assert (tmp_path / "scheduler" / "scheduler_config.json").is_file()
     loaded = SR3Pipeline.from_pretrained(tmp_path)
@@ -231,42 +231,6 @@ def test_pickled_weights_load_only_when_the_user_opts_in(tiny_pipeline, tmp_path
     with pytest.raises(EnvironmentError, match="safetensors"):
         SR3Pipeline.from_pretrained(tmp_path)
     assert SR3Pipeline.from_pretrained(tmp_path, use_safetensors=False).unet is not None
-
-
-def git_blob_sha1(content: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
-
-
-def write_hub_cache(folder, cache_dir, repo_id, commit_hash, extra_repo_files=None, skip=()):
-    """Lay `folder` out in `cache_dir` as huggingface_hub leaves a real download: blobs named by etag (sha256 for LFS
-    files, git sha1 otherwise), snapshot symlinks, refs/main and the trees/<commit>.json listing of the whole repo."""
-    storage = cache_dir / ("models--" + repo_id.replace("/", "--"))
-    snapshot = storage / "snapshots" / commit_hash
-    (storage / "refs").mkdir(parents=True)
-    (storage / "refs" / "main").write_text(commit_hash)
-    (storage / "blobs").mkdir()
-    files = {path.relative_to(folder).as_posix(): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
-    files.update(extra_repo_files or {})
-    listing = {}
-    for relative, content in files.items():
-        if relative.endswith(".safetensors"):
-            sha256 = hashlib.sha256(content).hexdigest()
-            pointer = f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {len(content)}\n"
-            etag = sha256
-            listing[relative] = {"size": len(content), "blob_id": git_blob_sha1(pointer.encode()),
-                                 "lfs_sha256": sha256, "lfs_size": len(content)}
-        else:
-            etag = git_blob_sha1(content)
-            listing[relative] = {"size": len(content), "blob_id": etag}
-        if relative in skip or relative in (extra_repo_files or {}):
-            continue  # listed in the repo, not downloaded
-        (storage / "blobs" / etag).write_bytes(content)
-        link = snapshot / relative
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(os.path.relpath(storage / "blobs" / etag, link.parent))
-    (storage / "trees").mkdir()
-    trees = {"format_version": 1, "files": dict(sorted(listing.items()))}
-    (storage / "trees" / f"{commit_hash}.json").write_text(json.dumps(trees, indent=2))
 
 
 LOAD_FROM_HUB = """
@@ -330,7 +294,7 @@ def test_bad_images_raise_clear_errors(tiny_pipeline, image, error, message):
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
-        ({"output_type": "latent"}, ValueError, "output_type"),
+        ({"output_type": "latents"}, ValueError, "output_type"),
         ({"num_inference_steps": 5}, ValueError, "at most the configured 4"),
         ({"num_inference_steps": 0}, ValueError, "positive"),
         ({"generator": [torch.Generator(), torch.Generator()]}, ValueError, "one per image"),
@@ -563,7 +527,8 @@ def test_predictor_and_residual_scale_are_saved_and_loaded(tmp_path, tiny_pipeli
     pipe = SR3Pipeline(tiny_pipeline.unet, tiny_pipeline.scheduler, predictor=tiny_predictor, residual_scale=0.25)
     pipe.save_pretrained(tmp_path)
     index = json.loads((tmp_path / "model_index.json").read_text())
-    assert index["predictor"] == ["sr3_diffusers.models.predictor_sr3", "SR3PredictorModel"]
+    assert index["predictor"] == ["sr3_diffusers", "SR3PredictorModel"]
+    assert (tmp_path / "predictor" / "sr3_diffusers.py").is_file()  # the code file for loading without the package
     assert index["residual_scale"] == 0.25
     loaded = SR3Pipeline.from_pretrained(tmp_path)
     assert isinstance(loaded.predictor, SR3PredictorModel) and loaded.config.residual_scale == 0.25

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from sr3_diffusers.schedulers import SR3_SCHEDULER_PRESETS, SR3Scheduler, SR3SchedulerOutput
-from sr3_diffusers.schedulers.scheduling_sr3 import (
+from sr3_diffusers.schedulers.scheduling_sr3_utils import (
     betas_from_gammas,
     continuous_gamma,
     gammas_from_betas,
@@ -435,3 +435,16 @@ def test_config_of_the_few_step_scheduler_loads_back_without_changing_the_sampli
     preset.set_timesteps()
     assert torch.equal(scheduler.inference_alphas_cumprod, preset.inference_alphas_cumprod)
     assert "ignored" not in caplog.text
+
+
+def test_trained_betas_replace_the_linear_training_schedule():
+    betas = np.linspace(1e-3, 0.02, 50)
+    scheduler = SR3Scheduler(trained_betas=betas)
+    np.testing.assert_allclose(scheduler.alphas_cumprod.numpy(), np.cumprod(1 - betas))
+    assert len(scheduler) == 50 and float(scheduler.sample_gamma(64, torch.Generator().manual_seed(0)).min()) >= float(
+        scheduler.alphas_cumprod[-1]
+    )
+    reloaded = SR3Scheduler.from_config(scheduler.config)
+    assert torch.equal(reloaded.betas, scheduler.betas)
+    with pytest.raises(ValueError, match="`trained_betas` must be values in \\(0, 1\\)"):
+        SR3Scheduler(trained_betas=[0.1, 1.5])

@@ -638,3 +638,17 @@ def test_pipeline_with_ddim_eta_one_on_the_reference_levels_equals_sr3_posterior
         num_inference_steps=4,
     )
     torch.testing.assert_close(upscale(fast), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_the_scheduler_modules_import_the_shared_module_and_not_each_other_in_a_circle():
+    import ast
+    import inspect
+
+    from sr3_diffusers.schedulers import scheduling_sr3, scheduling_sr3_dpmsolver
+
+    def imported(module):
+        return {node.module for node in ast.walk(ast.parse(inspect.getsource(module))) if isinstance(node, ast.ImportFrom)}
+
+    assert "scheduling_sr3_dpmsolver" not in imported(scheduling_sr3)
+    assert {"scheduling_sr3_utils"} <= imported(scheduling_sr3) & imported(scheduling_sr3_dpmsolver)
+    assert set(SR3DPMSolverScheduler().compatibles) == {SR3Scheduler, SR3DPMSolverScheduler}

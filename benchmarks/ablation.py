@@ -60,6 +60,9 @@ def parse_args(argv=None):
     parser.add_argument("--runs_dir", type=Path, default=REPO_ROOT / "runs" / "ablation")
     parser.add_argument("--output_dir", type=Path, default=REPO_ROOT / "outputs" / "ablation")
     parser.add_argument("--max_images", type=int, default=None, help="Evaluate on the first N held-out photos.")
+    parser.add_argument(
+        "--table_only", action="store_true", help="Only reprint the table from the stored evaluations (no sampling)."
+    )
     args = parser.parse_args(argv)
     if "refine-v" in args.recipes and args.predictor is None:
         args.recipes.remove("refine-v")
@@ -92,6 +95,8 @@ def train(recipe: str, args) -> Path:
 
 def evaluate(run_dir: Path, recipe: str, args) -> list:
     """quality.py's summaries of one trained recipe: pure sampling, and the predictor alone for a refine recipe."""
+    if args.table_only:
+        return list(json.loads((args.output_dir / recipe / "quality.json").read_text())["settings"].values())
     settings = [PURE_SAMPLING] + ([PREDICTOR_ONLY] if recipe.startswith("refine") else [])
     argv = ["--model", str(run_dir), "--output_dir", str(args.output_dir / recipe), "--settings", *settings]
     if args.max_images:
@@ -111,8 +116,7 @@ def main(args) -> int:
             bicubic = summary["methods"]["bicubic"]
             label = recipe if summary["settings"]["model"]["strength"] > 0 else f"{recipe}: predictor alone"
             rows.append((label, seconds, summary["methods"]["sr3"]))
-    columns = [(label, key, digits, scientific) for label, key, digits, scientific in quality.COLUMNS]
-    columns += [("LPIPS", "lpips", 4, False)]
+    columns = quality.COLUMNS
     header = ["recipe", "train min"] + [label for label, *_ in columns] + ["ΔPSNR RGB vs bicubic"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for label, seconds, entry in [("bicubic", None, bicubic)] + rows:

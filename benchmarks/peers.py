@@ -180,6 +180,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--threads", type=int, default=torch.get_num_threads(), help="CPU threads for torch and ncnn (default: torch's)."
     )
     parser.add_argument("--json", type=pathlib.Path, default=None, help="Also write the results (per image) here.")
+    parser.add_argument(
+        "--save_images",
+        type=pathlib.Path,
+        default=None,
+        help="Also write every output as <dir>/<image id>/<method>.png, with lr.png and hr.png, to look at side by side.",
+    )
     args = parser.parse_args(argv)
     for name in ("limit", "threads"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
@@ -219,8 +225,9 @@ def missing_requirement(method: Method) -> Optional[str]:
     return None
 
 
-def run_method(method: Method, args, pairs, metrics: evaluation.PairMetrics) -> Dict:
-    """Build the upscaler, upscale the first image once as a warm-up, then every image timed; its metrics."""
+def run_method(name: str, method: Method, args, pairs, metrics: evaluation.PairMetrics) -> Dict:
+    """Build the upscaler, upscale the first image once as a warm-up, then every image timed; its metrics (and, with
+    `--save_images`, its outputs as `<image id>/<name>.png`)."""
     upscale = method.build(args)
     upscale(pairs[0].low_res, pairs[0].image_id)
     per_image, seconds = {}, []
@@ -234,6 +241,11 @@ def run_method(method: Method, args, pairs, metrics: evaluation.PairMetrics) -> 
                 f"{pair.high_res.shape}."
             )
         per_image[pair.image_id] = {**metrics(output, pair.high_res, pair.low_res), "seconds": seconds[-1]}
+        if args.save_images is not None:
+            folder = args.save_images / pair.image_id.replace("/", "_")
+            folder.mkdir(parents=True, exist_ok=True)
+            for file_name, image in ((name, output), ("lr", pair.low_res), ("hr", pair.high_res)):
+                PIL.Image.fromarray(image).save(folder / f"{file_name}.png")
     means = {key: float(np.mean([values[key] for values in per_image.values()])) for _, key, _ in COLUMNS}
     return {"label": method.label, "mean": means, "seconds_per_image": float(np.mean(seconds)), "per_image": per_image}
 
@@ -276,7 +288,7 @@ def main(args) -> int:
             if reason is None:
                 print(f"== {method.label}", file=sys.stderr)
                 try:
-                    results[name] = run_method(method, args, pairs, metrics)
+                    results[name] = run_method(name, method, args, pairs, metrics)
                     means = results[name]["mean"]
                     print(
                         f"peers.py: {method.label}: PSNR RGB {means['psnr_rgb']:.3f}, LPIPS {means['lpips']:.3f}, "

@@ -12,7 +12,8 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 # The library the Hub's "Use this model" button shows: diffusers loads these repos (with `trust_remote_code=True`).
 CARD_LIBRARY_NAME = "diffusers"
-INSTALL_COMMAND = "pip install sr3-diffusers"
+# The package is not on PyPI yet: it installs from a checkout of the project.
+INSTALL_COMMAND = "pip install ./sr3-diffusers, a checkout of the project; it is not on PyPI yet"
 CARD_TAGS = ["super-resolution", "image-to-image", "diffusion", "sr3", "diffusers", "sr3-diffusers"]
 
 # A Hub dataset id: `name` or `owner/name`, letters, digits, `-`, `_` and `.` (huggingface_hub's repo id rule).

@@ -11,7 +11,7 @@ import torch
 from huggingface_hub import ModelCard
 from skimage import data as skimage_data
 
-from sr3_diffusers import SR3DPMSolverScheduler, SR3Pipeline, SR3UNet2DModel
+from sr3_diffusers import SR3DPMSolverScheduler, SR3Pipeline, SR3PredictorModel, SR3UNet2DModel
 from sr3_diffusers.image_processing import imresize
 from sr3_diffusers.pipelines.pipeline_sr3 import SHIPPED_MODEL, SHIPPED_MODEL_PATH
 
@@ -24,11 +24,12 @@ def small_photo():
 def test_the_shipped_folder_is_a_complete_pipeline_with_a_model_card():
     index = json.loads((SHIPPED_MODEL_PATH / "model_index.json").read_text())
     assert index["_class_name"] == "SR3Pipeline" and index["scale"] == 4
-    weights = SHIPPED_MODEL_PATH / "unet" / "diffusion_pytorch_model.safetensors"
-    assert weights.stat().st_size < 25e6
+    weights = [SHIPPED_MODEL_PATH / name / "diffusion_pytorch_model.safetensors" for name in ("unet", "predictor")]
+    assert sum(path.stat().st_size for path in weights) < 40e6
     card = ModelCard.load(SHIPPED_MODEL_PATH / "README.md")
     assert "super-resolution" in card.data.tags
-    assert "docs/shipped_model/train.sh" in card.text  # the training command
+    for script in ("docs/shipped_model/train_predictor.sh", "docs/shipped_model/train.sh"):  # the training commands
+        assert script in card.text
     assert "CC0" in card.text and "tuxpaint" in card.text  # the photos' sources and licences
 
 
@@ -65,6 +66,24 @@ def test_the_output_is_consistent_with_the_input_and_sharper_than_bicubic():
 
     assert (imresize(output, 0.25) - low_res).square().mean() < 2 * (imresize(bicubic, 0.25) - low_res).square().mean()
     assert gradient(output) > 1.2 * gradient(bicubic)
+
+
+def test_the_predictor_alone_is_more_faithful_than_bicubic_on_a_real_photo():
+    """`strength=0` returns the predictor's image: no sampling, and a better PSNR than bicubic on a photo it never saw
+    (a 96x128 crop of scikit-image's coffee, downscaled x4 as in training)."""
+    pipe = SR3Pipeline.from_pretrained(SHIPPED_MODEL)
+    pipe.set_progress_bar_config(disable=True)
+    assert isinstance(pipe.predictor, SR3PredictorModel) and pipe.config.residual_scale > 0
+    high_res = torch.from_numpy(skimage_data.coffee()[160:256, 224:352].copy()).permute(2, 0, 1).float()[None] / 255
+    low_res = imresize(high_res, 0.25).clamp(0, 1)
+    predicted = pipe(low_res, strength=0, output_type="pt").images
+    bicubic = torch.nn.functional.interpolate(low_res, scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1)
+
+    def psnr(image):
+        return 10 * torch.log10(1 / (image - high_res).square().mean()).item()
+
+    assert pipe.num_timesteps == 0
+    assert psnr(predicted) > psnr(bicubic) + 0.5
 
 
 def test_bfloat16_agrees_with_float32_to_35_db():

@@ -20,6 +20,7 @@ from huggingface_hub import HfApi, ModelCard
 from safetensors.torch import load_file
 
 from sr3_diffusers import SR3Pipeline
+from sr3_diffusers.model_card import INSTALL_COMMAND
 from tests.test_data import make_photo_folder
 from tests.testing_utils import TINY_UNET_CONFIG, FakeHub, free_port
 
@@ -183,7 +184,7 @@ def test_model_card_loads_with_huggingface_hub_and_carries_the_metadata(straight
     assert card.data.license == "apache-2.0" and card.data.library_name == "diffusers"
     assert card.data.pipeline_tag == "image-to-image"
     assert card.data.datasets is None  # trained from a local folder: no path in `datasets:`
-    assert "pip install sr3-diffusers" in card.text
+    assert INSTALL_COMMAND in card.text
     assert 'DiffusionPipeline.from_pretrained("straight", trust_remote_code=True)' in card.text
     assert {"super-resolution", "sr3", "diffusers"} <= set(card.data.tags)
     metrics = {result.metric_name: result for result in card.data.eval_results}

@@ -1,13 +1,14 @@
 """Turn the final `train_sr3.py` output into the shipped model folder `sr3_diffusers/default`, with its model card.
 
-    python docs/shipped_model/ship.py --trained runs/shipped --wall-time "1 h 45 min" \
-        [--quality-md outputs/quality/default/quality.md]
+    python docs/shipped_model/ship.py --trained runs/refine --wall-time "..." --predictor-wall-time "..." \
+        [--quality-md outputs/quality/default/quality.md] [--peers-md outputs/peers.md]
 
-Steps: load the trained pipeline (EMA weights), give it the few-step sampler and the default call options chosen for
-it (see the model card), save it to `sr3_diffusers/default` (safetensors), time one 128x128 -> 512x512 upscale with
-the defaults, and write `README.md` from `model_cards/shipped_model_card.md` with the training data's sources and
-licences from `photos-train/MANIFEST.csv`. Rerun with `--quality-md` once `benchmarks/quality.py` has measured the
-shipped folder, to put its table into the card.
+Steps: load the trained pipeline (EMA weights of the UNet, and the predictor it was trained on), give it the few-step
+sampler and the default call options chosen for it (see the model card), save it to `sr3_diffusers/default`
+(safetensors), time one 128x128 -> 512x512 upscale with the defaults, and write `README.md` from
+`model_cards/shipped_model_card.md` with the training data's sources and licences from `photos-train/MANIFEST.csv`.
+Rerun with `--quality-md` (and `--peers-md`) once `benchmarks/quality.py` (and `benchmarks/peers.py`) have measured
+the shipped folder, to put their tables into the card.
 """
 
 import argparse
@@ -29,10 +30,11 @@ from sr3_diffusers.pipelines.pipeline_sr3 import SHIPPED_MODEL_PATH
 REPO = Path(__file__).resolve().parents[2]
 PHOTOS = REPO.parent / "shared" / "data" / "photos-train"
 
-# The default settings of the shipped pipeline, chosen on held-out photos (see the model card and the issue notes).
-NUM_INFERENCE_STEPS = 20
-STRENGTH = 0.6
-ENFORCE_CONSISTENCY = True
+# The default settings of the shipped pipeline, chosen on held-out photos (see the model card and docs/recipe.md).
+ALGORITHM_TYPE = "dpmsolver++"
+NUM_INFERENCE_STEPS = 10
+STRENGTH = 1.0
+ENFORCE_CONSISTENCY = False
 
 
 def data_sources(heldout: set) -> list:
@@ -43,9 +45,9 @@ def data_sources(heldout: set) -> list:
     return [dict(set=s, source=source, license=license, count=n) for (s, source, license), n in sorted(counts.items())]
 
 
-def training_flags() -> dict:
-    """The `--flag value` pairs of the training command in `docs/shipped_model/train.sh`."""
-    tokens = (REPO / "docs" / "shipped_model" / "train.sh").read_text().replace("\\\n", " ").split()
+def training_flags(script: str) -> dict:
+    """The `--flag value` pairs of a training command in `docs/shipped_model/`."""
+    tokens = (REPO / "docs" / "shipped_model" / script).read_text().replace("\\\n", " ").split()
     return {token[2:]: value for token, value in zip(tokens, tokens[1:]) if token.startswith("--") and not value.startswith("--")}
 
 
@@ -71,19 +73,21 @@ def eval_results(quality_json: Path, scale: int, num_heldout: int) -> list:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--trained", type=Path, default=REPO / "runs" / "shipped")
-    parser.add_argument("--wall-time", required=True, help="Training wall time, as written in the card.")
+    parser.add_argument("--trained", type=Path, default=REPO / "runs" / "refine")
+    parser.add_argument("--wall-time", required=True, help="The UNet's training wall time, as written in the card.")
+    parser.add_argument("--predictor-wall-time", required=True, help="The predictor's training wall time.")
     parser.add_argument("--quality-md", type=Path, default=None, help="benchmarks/quality.py's markdown table.")
+    parser.add_argument("--peers-md", type=Path, default=None, help="benchmarks/peers.py's markdown table.")
     parser.add_argument("--output", type=Path, default=SHIPPED_MODEL_PATH)
     args = parser.parse_args()
 
     trained = SR3Pipeline.from_pretrained(args.trained)
     scheduler = SR3DPMSolverScheduler.from_config(
-        trained.scheduler.config, algorithm_type="dpmsolver++", num_inference_steps=NUM_INFERENCE_STEPS
+        trained.scheduler.config, algorithm_type=ALGORITHM_TYPE, num_inference_steps=NUM_INFERENCE_STEPS
     )
     pipe = SR3Pipeline(
-        unet=trained.unet, scheduler=scheduler, scale=trained.config.scale,
-        enforce_consistency=ENFORCE_CONSISTENCY, strength=STRENGTH,
+        unet=trained.unet, scheduler=scheduler, predictor=trained.predictor, scale=trained.config.scale,
+        enforce_consistency=ENFORCE_CONSISTENCY, strength=STRENGTH, residual_scale=trained.config.residual_scale,
     )
     pipe.save_pretrained(args.output)
 
@@ -94,10 +98,12 @@ def main():
     seconds = time.perf_counter() - start
 
     heldout = {line.strip() for line in open(REPO / "docs" / "shipped_model" / "heldout_photos.txt") if line.strip()}
-    training_args = training_flags()
+    training_args = training_flags("train.sh")
+    predictor_args = training_flags("train_predictor.sh")
     steps_run = max(1, round(STRENGTH * NUM_INFERENCE_STEPS))
-    weights = args.output / "unet" / "diffusion_pytorch_model.safetensors"
-    unet_config = pipe.unet.config
+    weights = [args.output / name / "diffusion_pytorch_model.safetensors" for name in ("unet", "predictor")]
+    weights_mb = sum(path.stat().st_size for path in weights) / 1e6
+    unet_config, predictor_config = pipe.unet.config, pipe.predictor.config
     card = ModelCard.from_template(
         sr3_card_data(
             license="other",
@@ -110,7 +116,12 @@ def main():
         template_path=str(REPO / "model_cards" / "shipped_model_card.md"),
         scale=pipe.config.scale,
         num_parameters_m=f"{sum(p.numel() for p in pipe.unet.parameters()) / 1e6:.2f}",
-        weights_mb=f"{weights.stat().st_size / 1e6:.1f}",
+        predictor_parameters_m=f"{sum(p.numel() for p in pipe.predictor.parameters()) / 1e6:.2f}",
+        weights_mb=f"{weights_mb:.1f}",
+        predictor_channels=predictor_config.num_channels,
+        predictor_blocks=predictor_config.num_blocks,
+        residual_scale=pipe.config.residual_scale,
+        prediction_type=scheduler.config.prediction_type,
         seconds_128_to_512=f"{seconds:.0f}",
         block_out_channels=tuple(unet_config.block_out_channels),
         layers_per_block=unet_config.layers_per_block,
@@ -126,17 +137,22 @@ def main():
         learning_rate=training_args.get("learning_rate"),
         lr_min=training_args.get("lr_min"),
         ema_decay=training_args.get("ema_decay"),
-        training_command="OMP_NUM_THREADS=1 docs/shipped_model/train.sh   # see that file for every flag",
+        predictor_steps=predictor_args.get("max_train_steps"),
+        predictor_batch_size=predictor_args.get("train_batch_size"),
+        predictor_learning_rate=predictor_args.get("learning_rate"),
+        training_command="OMP_NUM_THREADS=1 docs/shipped_model/train_predictor.sh\nOMP_NUM_THREADS=1 docs/shipped_model/train.sh",
         wall_time=args.wall_time,
+        predictor_wall_time=args.predictor_wall_time,
         num_train_photos=sum(row["count"] for row in data_sources(heldout)),
         num_heldout=len(heldout),
         data_sources=data_sources(heldout),
         quality_table=quality_table(args.quality_md) if args.quality_md else "(not measured yet)",
         install_command=INSTALL_COMMAND,
+        peers_table=quality_table(args.peers_md) if args.peers_md else "(not measured yet)",
     )
     card.save(args.output / "README.md")
     ModelCard.load(args.output / "README.md")
-    print(f"wrote {args.output} ({weights.stat().st_size / 1e6:.1f} MB of weights); 128->512 took {seconds:.1f} s")
+    print(f"wrote {args.output} ({weights_mb:.1f} MB of weights); 128->512 took {seconds:.1f} s")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from huggingface_hub import ModelCard
 
 import sr3_diffusers
 from sr3_diffusers import SHIPPED_MODEL, SR3Pipeline, SR3Scheduler, SR3UNet2DModel
+from sr3_diffusers.model_card import INSTALL_COMMAND
 from sr3_diffusers.remote_code import REMOTE_CODE_FILENAME, bundle_source, bundled_modules
 from tests.testing_utils import FakeHub, write_hub_cache
 
@@ -174,7 +175,7 @@ def test_push_to_hub_uploads_the_code_files_and_our_model_card(tiny_pipeline, fa
     card = ModelCard(files["README.md"].decode())
     assert card.data.library_name == "diffusers" and card.data.pipeline_tag == "image-to-image"
     assert 'DiffusionPipeline.from_pretrained("someone/sr3-tiny", trust_remote_code=True)' in card.text
-    assert "pip install sr3-diffusers" in card.text
+    assert INSTALL_COMMAND in card.text
 
 
 def test_save_pretrained_with_push_to_hub_keeps_the_card_in_the_folder(tiny_pipeline, fake_hub, tmp_path):

@@ -32,9 +32,9 @@ PHOTOS = REPO.parent / "shared" / "data" / "photos-train"
 
 # The default settings of the shipped pipeline, chosen on held-out photos (see the model card and docs/recipe.md).
 ALGORITHM_TYPE = "dpmsolver++"
-NUM_INFERENCE_STEPS = 10
+NUM_INFERENCE_STEPS = 4
 STRENGTH = 1.0
-ENFORCE_CONSISTENCY = False
+ENFORCE_CONSISTENCY = True
 
 
 def data_sources(heldout: set) -> list:

@@ -219,6 +219,16 @@ def parse_args(argv=None):
         help="With --train_component predictor: SR3PredictorModel config overrides, a JSON file or string.",
     )
     parser.add_argument(
+        "--pretrained_model_name_or_path",
+        type=str,
+        default=None,
+        help="Start the trained component (--train_component) and its EMA from the weights and config in this"
+        " pipeline folder or Hub repo (e.g. `sr3_diffusers/default`, the shipped model), with a fresh optimizer and"
+        " learning-rate schedule: to train a released model further. --unet_config / --predictor_config are then"
+        " ignored; pass the --prediction_type, --residual_scale and --predictor_model_name_or_path it was trained"
+        " with. To continue an interrupted run exactly, use --resume_from_checkpoint instead.",
+    )
+    parser.add_argument(
         "--predictor_model_name_or_path",
         type=str,
         default=None,
@@ -465,6 +475,20 @@ def _check_args(parser, args) -> None:
     args.predictor_config = _resolve_config(
         parser, "--predictor_config", SR3PredictorModel, {"scale": args.scale}, args.predictor_config
     )
+    if args.pretrained_model_name_or_path is not None:
+        model_class = SR3PredictorModel if args.train_component == "predictor" else SR3UNet2DModel
+        try:
+            config = model_class.load_config(args.pretrained_model_name_or_path, subfolder=args.train_component)
+        except OSError as error:
+            parser.error(
+                f"--pretrained_model_name_or_path {args.pretrained_model_name_or_path} has no loadable"
+                f" {args.train_component}/ ({error}); pass a pipeline folder or Hub repo with one."
+            )
+        # `scale: null` (a model saved before it was recorded) is filled in from --scale below
+        config = {key: value for key, value in config.items() if not key.startswith("_") and value is not None}
+        setattr(args, f"{args.train_component}_config", config)
+        if config.get("scale", args.scale) != args.scale:
+            parser.error(f"the pretrained {args.train_component} upscales x{config['scale']}, but --scale is {args.scale}.")
     if args.train_component == "predictor":
         for name in ("predictor_model_name_or_path", "residual_scale", "prediction_type", "snr_gamma"):
             if getattr(args, name) is not None:
@@ -1042,12 +1066,13 @@ def main(args):
     component = args.train_component  # also the subfolder the trained weights go to
     try:
         noise_scheduler = SR3Scheduler(**args.scheduler_config)
-        if component == "predictor":
-            model = SR3PredictorModel(**args.predictor_config)
-        else:
-            model = SR3UNet2DModel(**args.unet_config)
+        model_class = SR3PredictorModel if component == "predictor" else SR3UNet2DModel
+        model = model_class(**(args.predictor_config if component == "predictor" else args.unet_config))
     except (TypeError, ValueError) as error:
         fail(f"invalid model or scheduler config: {error}")
+    if args.pretrained_model_name_or_path is not None:  # its config is the one above (_check_args)
+        pretrained = model_class.from_pretrained(args.pretrained_model_name_or_path, subfolder=component)
+        model.load_state_dict(pretrained.state_dict())
     frozen_predictor = None
     if args.predictor_model_name_or_path is not None:
         frozen_predictor = SR3PredictorModel.from_pretrained(args.predictor_model_name_or_path, subfolder="predictor")
@@ -1101,7 +1126,6 @@ def main(args):
             weights.pop()
 
     def load_model_hook(models, input_dir):
-        model_class = type(model)
         while models:  # popped: accelerate must not look for its own weight files
             trained = accelerator.unwrap_model(models.pop())
             source = f"{component}_training" if ema_model is not None else component

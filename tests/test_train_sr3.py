@@ -343,6 +343,30 @@ def test_predictor_run_then_a_residual_refine_run_on_it(folders, in_process):
     assert output.shape == (1, 3, 32, 32)
 
 
+def test_a_released_pipeline_trains_further_from_its_weights(folders, in_process):
+    """--pretrained_model_name_or_path starts the UNet and its EMA from a pipeline's weights and config, not afresh."""
+    released_dir = folders["root"] / "released"
+    other_config = ["--unet_config", json.dumps(dict(TINY_UNET_CONFIG, layers_per_block=2))]
+    in_process(data_args(folders, released_dir, *other_config, "--max_train_steps", "2", "--report_to", "none"))
+    released = SR3Pipeline.from_pretrained(released_dir).unet
+
+    # One step at a learning rate too small to move the weights visibly: they stay the released ones, and the
+    # config is the released one although TINY_ARGS asks for another UNet.
+    more_dir = folders["root"] / "trained_more"
+    more_args = ["--pretrained_model_name_or_path", str(released_dir), "--learning_rate", "1e-12", "--lr_min", "0"]
+    in_process(data_args(folders, more_dir, *more_args, "--max_train_steps", "1", "--report_to", "none"))
+    trained_more = SR3Pipeline.from_pretrained(more_dir).unet
+    assert trained_more.config.layers_per_block == 2
+    for name, weight in released.state_dict().items():
+        torch.testing.assert_close(trained_more.state_dict()[name], weight, rtol=0, atol=1e-6, msg=name)
+
+
+def test_a_pretrained_folder_without_the_component_is_a_flag_error(folders, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train_sr3.parse_args(data_args(folders, tmp_path / "out", "--pretrained_model_name_or_path", str(tmp_path)))
+    assert "has no loadable unet/" in capsys.readouterr().err
+
+
 def test_reference_loss_is_the_mean_error_of_the_predicted_noise():
     """With the defaults `diffusion_loss` is Algorithm 1's || eps - eps_theta ||, on the same random draws."""
     import argparse

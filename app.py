@@ -26,7 +26,7 @@ from diffusers.image_processor import VaeImageProcessor  # noqa: E402
 
 from sr3_diffusers import SHIPPED_MODEL, SR3Pipeline  # noqa: E402
 from sr3_diffusers.image_processing import to_rgb_tensors, upsample_bicubic  # noqa: E402
-from sr3_diffusers.schedulers import SAMPLERS, scheduler_for_sampler  # noqa: E402
+from sr3_diffusers.schedulers import SAMPLERS, sampler_label, scheduler_for_sampler  # noqa: E402
 
 
 OWN_SAMPLER = "the model's own"
@@ -129,7 +129,8 @@ def build_demo(pipe: SR3Pipeline, model: str = SHIPPED_MODEL) -> gr.Blocks:
                     [OWN_SAMPLER, *SAMPLERS],
                     value=OWN_SAMPLER,
                     label="Sampler",
-                    info="'ancestral' is SR3's own (100 steps); 'ddim' and 'dpmsolver++' need about 20.",
+                    info=f"The model's own: {sampler_label(own_scheduler)}. 'ancestral' (SR3's Algorithm 2) needs about"
+                    " 100 steps; 'ddim' and 'dpmsolver++' 4 to 20.",
                 )
                 steps = gr.Slider(
                     1, 200, value=pipe.scheduler.config.num_inference_steps, step=1, label="Denoising steps"

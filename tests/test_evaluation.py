@@ -182,7 +182,10 @@ def test_bicubic_row_equals_the_metrics_computed_directly(folders, first_run):
     }
     bicubic = json.loads((first_run / "summary.json").read_text())["methods"]["bicubic"]
     for column, value in expected.items():
-        assert bicubic[column]["mean"] == pytest.approx(value, rel=1e-12), column
+        # LPIPS runs AlexNet in float32, whose sums depend on how the images are batched (here all at once, there
+        # per image): equal to float32 precision, not bit for bit.
+        rel = 1e-6 if column == "lpips" else 1e-12
+        assert bicubic[column]["mean"] == pytest.approx(value, rel=rel), column
 
 
 def test_outputs_are_the_pipeline_seeded_per_image_and_sample(folders, first_run):
@@ -264,7 +267,8 @@ def test_rows_written_before_lpips_are_completed_from_the_outputs(first_run, tmp
         (row["image"], row["method"], row["sample"], row["seconds"]) for row in rows
     ]
     for before, after in zip(rows, completed):
-        assert float(after["lpips"]) == pytest.approx(float(before["lpips"]), rel=1e-12)
+        # float32 AlexNet, batched differently from the first run: equal to float32 precision
+        assert float(after["lpips"]) == pytest.approx(float(before["lpips"]), rel=1e-6)
 
 
 def test_rerun_with_other_settings_is_refused(first_run, tmp_path, folders, capsys):

@@ -87,6 +87,10 @@ SCHEDULE_FLAGS = (
 )
 
 
+# --train_component -> the model class it trains (its subfolder and its `--<component>_config` share the name)
+TRAINABLE_COMPONENTS = {"unet": SR3UNet2DModel, "predictor": SR3PredictorModel}
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="Train an SR3 super-resolution model (SPEC section 3 recipe).")
 
@@ -207,7 +211,7 @@ def parse_args(argv=None):
         "--train_component",
         type=str,
         default="unet",
-        choices=["unet", "predictor"],
+        choices=list(TRAINABLE_COMPONENTS),
         help="`unet`: train the SR3 diffusion UNet (the reference). `predictor`: train only a deterministic"
         " SR3PredictorModel with an L1 loss on the HR image (the first stage of predict-and-refine, Whang et al. 2022);"
         " then train the UNet with --predictor_model_name_or_path pointing at the result.",
@@ -476,7 +480,7 @@ def _check_args(parser, args) -> None:
         parser, "--predictor_config", SR3PredictorModel, {"scale": args.scale}, args.predictor_config
     )
     if args.pretrained_model_name_or_path is not None:
-        model_class = SR3PredictorModel if args.train_component == "predictor" else SR3UNet2DModel
+        model_class = TRAINABLE_COMPONENTS[args.train_component]
         try:
             config = model_class.load_config(args.pretrained_model_name_or_path, subfolder=args.train_component)
         except OSError as error:
@@ -1066,8 +1070,8 @@ def main(args):
     component = args.train_component  # also the subfolder the trained weights go to
     try:
         noise_scheduler = SR3Scheduler(**args.scheduler_config)
-        model_class = SR3PredictorModel if component == "predictor" else SR3UNet2DModel
-        model = model_class(**(args.predictor_config if component == "predictor" else args.unet_config))
+        model_class = TRAINABLE_COMPONENTS[component]
+        model = model_class(**getattr(args, f"{component}_config"))
     except (TypeError, ValueError) as error:
         fail(f"invalid model or scheduler config: {error}")
     if args.pretrained_model_name_or_path is not None:  # its config is the one above (_check_args)

@@ -22,6 +22,14 @@ PACKAGE = "sr3_diffusers"
 # The file name of the bundle in the saved folder: `<library>.py`, the name diffusers looks for.
 REMOTE_CODE_FILENAME = f"{PACKAGE}.py"
 
+# The code file of the model folder that ships inside the package (and so exists only where the package is
+# installed): it imports the installed pipeline rather than bundling a copy of it, so that
+# `DiffusionPipeline.from_pretrained(<that folder>, trust_remote_code=True)` returns this package's own classes.
+INSTALLED_PACKAGE_CODE = (
+    f"# The model folder inside the installed {PACKAGE} package: its pipeline is the package's own.\n"
+    f"from {PACKAGE} import SR3Pipeline  # noqa: F401\n"
+)
+
 
 def module_source(module_name: str) -> str:
     """The source text of a package module, read from its file (not imported)."""
@@ -112,6 +120,15 @@ def pipeline_code(pipeline_class: type) -> str:
     if module_name.split(".")[0] != PACKAGE:
         return Path(sys.modules[module_name].__file__).read_text(encoding="utf-8")
     return bundle_source(module_name)
+
+
+def use_installed_package_code(folder: Path) -> None:
+    """Replace the code files that `SR3Pipeline.save_pretrained` wrote into `folder` (at its root and in its
+    components' folders) by the one root file `INSTALLED_PACKAGE_CODE`; diffusers then loads the components from the
+    installed package, which `model_index.json` names as their library."""
+    for code_file in Path(folder).glob(f"*/{REMOTE_CODE_FILENAME}"):
+        code_file.unlink()
+    Path(folder, REMOTE_CODE_FILENAME).write_text(INSTALLED_PACKAGE_CODE)
 
 
 def bundle_source(root_module: str) -> str:

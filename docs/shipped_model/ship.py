@@ -5,7 +5,8 @@
 
 Steps: load the trained pipeline (EMA weights of the UNet, and the predictor it was trained on), give it the few-step
 sampler and the default call options chosen for it (see the model card), save it to `sr3_diffusers/default`
-(safetensors), time one 128x128 -> 512x512 upscale with the defaults, and write `README.md` from
+(safetensors) with a code file that imports the installed package (`DiffusionPipeline.from_pretrained` then
+returns this package's classes), time one 128x128 -> 512x512 upscale with the defaults, and write `README.md` from
 `model_cards/shipped_model_card.md` with the training data's sources and licences from `photos-train/MANIFEST.csv`.
 Rerun with `--quality-md` (and `--peers-md`) once `benchmarks/quality.py` (and `benchmarks/peers.py`) have measured
 the shipped folder, to put their tables into the card.
@@ -25,6 +26,7 @@ from sr3_diffusers import SR3DPMSolverScheduler, SR3Pipeline
 from sr3_diffusers.evaluation import SR3
 from sr3_diffusers.model_card import INSTALL_COMMAND, eval_results_from_summary, sr3_card_data
 from sr3_diffusers.pipelines.pipeline_sr3 import SHIPPED_MODEL_PATH
+from sr3_diffusers.remote_code import use_installed_package_code
 
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,6 +92,7 @@ def main():
         enforce_consistency=ENFORCE_CONSISTENCY, strength=STRENGTH, residual_scale=trained.config.residual_scale,
     )
     pipe.save_pretrained(args.output)
+    use_installed_package_code(args.output)
 
     pipe.set_progress_bar_config(disable=True)
     low_res = torch.rand(3, 128, 128, generator=torch.Generator().manual_seed(0))

@@ -15,7 +15,8 @@ from huggingface_hub import ModelCard
 import sr3_diffusers
 from sr3_diffusers import SHIPPED_MODEL, SR3Pipeline, SR3Scheduler, SR3UNet2DModel
 from sr3_diffusers.model_card import INSTALL_COMMAND
-from sr3_diffusers.remote_code import REMOTE_CODE_FILENAME, bundle_source, bundled_modules
+from sr3_diffusers.pipelines.pipeline_sr3 import SHIPPED_MODEL_PATH
+from sr3_diffusers.remote_code import INSTALLED_PACKAGE_CODE, REMOTE_CODE_FILENAME, bundle_source, bundled_modules
 from tests.testing_utils import FakeHub, write_hub_cache
 
 
@@ -128,6 +129,32 @@ def test_three_loading_routes_give_identical_images_from_an_offline_hub_cache(tm
     assert reference.shape == (1, 3, 48, 48)
     for name, image in images.items():
         assert torch.equal(image, reference), name
+
+
+def test_the_shipped_folder_loads_with_the_generic_loader_as_this_package_s_classes(tmp_path):
+    # The folder inside the package has no bundle: its code file imports the installed package, and its components
+    # (no code files of their own) are found by importing the library model_index.json names.
+    assert (SHIPPED_MODEL_PATH / REMOTE_CODE_FILENAME).read_text() == INSTALLED_PACKAGE_CODE
+    assert not list(SHIPPED_MODEL_PATH.glob(f"*/{REMOTE_CODE_FILENAME}"))
+    routes = {
+        "our class": "from sr3_diffusers import SR3Pipeline\npipe = SR3Pipeline.from_pretrained(REPO_ID)",
+        "generic": f"""
+import sr3_diffusers
+from diffusers import DiffusionPipeline
+pipe = DiffusionPipeline.from_pretrained({str(SHIPPED_MODEL_PATH)!r}, trust_remote_code=True)
+assert type(pipe) is sr3_diffusers.SR3Pipeline and type(pipe.unet) is sr3_diffusers.SR3UNet2DModel
+assert type(pipe.predictor) is sr3_diffusers.SR3PredictorModel
+assert type(pipe.scheduler) is sr3_diffusers.SR3DPMSolverScheduler
+""",
+    }
+    images = {}
+    for name, route in routes.items():
+        output = tmp_path / f"{name}.pt"
+        code = RUN_ROUTE.format(repo_id=SHIPPED_MODEL, route=route)
+        result = run_offline(code, tmp_path / "hub", output, cwd=tmp_path)
+        assert result.returncode == 0, f"{name}: {result.stderr[-3000:]}"
+        images[name] = torch.load(output)
+    assert torch.equal(images["generic"], images["our class"])
 
 
 def test_saves_that_name_module_paths_still_load(tiny_pipeline, tmp_path):

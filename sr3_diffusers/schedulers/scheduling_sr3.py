@@ -24,10 +24,12 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from .scheduling_sr3_utils import (
+    FEW_STEP_NUM_INFERENCE_STEPS,
     SR3NoiseLevelMixin,
     _check_beta_range,
     _check_positive_int,
     _check_prediction_type,
+    _rename_config_key,
     betas_from_gammas,
     gammas_from_betas,
     linear_betas,
@@ -175,10 +177,11 @@ class SR3Scheduler(SR3NoiseLevelMixin, SchedulerMixin, ConfigMixin):
 
         A few-step [`SR3DPMSolverScheduler`] config (recognised by its `reference_steps` key) is translated first: its
         `reference_steps` is the length of SR3's sampling schedule, this class's `num_inference_steps`; its sampler
-        settings (`algorithm_type`, `eta`, ...) are ignored.
+        settings (`algorithm_type`, `eta`, ...) are ignored, kept in the config for the way back.
         """
         if isinstance(config, dict) and "reference_steps" in config:
-            config = {**config, "num_inference_steps": config["reference_steps"]}
+            config = _rename_config_key(config, "num_inference_steps", FEW_STEP_NUM_INFERENCE_STEPS)
+            config = _rename_config_key(config, "reference_steps", "num_inference_steps")
         return super().from_config(config, return_unused_kwargs=return_unused_kwargs, **kwargs)
 
     def set_timesteps(self, num_inference_steps: int | None = None, device: str | torch.device | None = None):

@@ -31,10 +31,12 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from .scheduling_sr3 import SR3_SCHEDULER_PRESETS, SR3SchedulerOutput
 from .scheduling_sr3_utils import (
+    FEW_STEP_NUM_INFERENCE_STEPS,
     SR3NoiseLevelMixin,
     _check_beta_range,
     _check_positive_int,
     _check_prediction_type,
+    _rename_config_key,
     gammas_from_betas,
     linear_betas,
     noise_and_original_from_model_output,
@@ -199,13 +201,13 @@ class SR3DPMSolverScheduler(SR3NoiseLevelMixin, SchedulerMixin, ConfigMixin):
         An [`SR3Scheduler`] config (e.g. `pipe.scheduler.config`; recognised by its `variance_type` key and the
         absence of `reference_steps`) is translated first: its `num_inference_steps` is the length of SR3's sampling
         schedule and becomes `reference_steps`, so the number of steps stays this class's default (20) unless given
-        in `kwargs`. Its training schedule, `inference_beta_*` and `clip_sample*` keep their meaning; a non-default
-        `variance_type` is kept in the config, unused.
+        in `kwargs` or the config was made from one of this class's (it then carries that one's step count). Its
+        training schedule, `inference_beta_*` and `clip_sample*` keep their meaning; a non-default `variance_type` is
+        kept in the config, unused.
         """
         if isinstance(config, dict) and "variance_type" in config and "reference_steps" not in config:
-            config = dict(config)
-            if "num_inference_steps" in config:
-                config["reference_steps"] = config.pop("num_inference_steps")
+            config = _rename_config_key(config, "num_inference_steps", "reference_steps")
+            config = _rename_config_key(config, FEW_STEP_NUM_INFERENCE_STEPS, "num_inference_steps")
         return super().from_config(config, return_unused_kwargs=return_unused_kwargs, **kwargs)
 
     @classmethod

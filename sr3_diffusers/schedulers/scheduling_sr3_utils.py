@@ -284,6 +284,29 @@ class SR3NoiseLevelMixin:
         return len(self.betas)
 
 
+# Where an `SR3Scheduler` config made from an `SR3DPMSolverScheduler` one keeps that scheduler's own number of steps,
+# for which it has no field (its `num_inference_steps` is SR3's sampling schedule). A private key is carried along by
+# diffusers' `from_config` unused and without a warning, so the step count comes back when the config returns.
+FEW_STEP_NUM_INFERENCE_STEPS = "_few_step_num_inference_steps"
+
+
+def _rename_config_key(config, old_key: str, new_key: str) -> dict:
+    """A copy of the scheduler config `config` with `old_key`'s value under `new_key`, as one SR3 scheduler's
+    `from_config` translates the other's config. `new_key` inherits `old_key`'s place in `_use_default_values` (the
+    keys that `ConfigMixin.extract_init_dict` drops, as the saving class's defaults), so that a value given explicitly
+    survives the translation and a default stays a default."""
+    config = dict(config)
+    if old_key not in config:
+        return config
+    config[new_key] = config.pop(old_key)
+    defaults = [key for key in config.get("_use_default_values", []) if key != new_key]
+    if old_key in defaults:
+        defaults[defaults.index(old_key)] = new_key
+    if "_use_default_values" in config:
+        config["_use_default_values"] = defaults
+    return config
+
+
 def _check_positive_int(name: str, value) -> None:
     """Raise unless `value` is a positive integer."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):

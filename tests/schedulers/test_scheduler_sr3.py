@@ -437,6 +437,22 @@ def test_config_of_the_few_step_scheduler_loads_back_without_changing_the_sampli
     assert "ignored" not in caplog.text
 
 
+def test_a_config_keeps_its_schedules_through_the_other_sr3_scheduler():
+    # The few-step scheduler's own steps are its default here, so its config lists `num_inference_steps` among the
+    # defaults diffusers drops on loading; the sampling schedule's length (10, given) must survive both translations.
+    from sr3_diffusers import SR3DPMSolverScheduler
+
+    scheduler = SR3Scheduler(num_train_timesteps=1000, num_inference_steps=10)
+    few_step = SR3DPMSolverScheduler.from_config(scheduler.config)
+    assert (few_step.config.reference_steps, few_step.config.num_inference_steps) == (10, 20)
+    back = SR3Scheduler.from_config(few_step.config)
+    assert {key: back.config[key] for key in scheduler.config} == dict(scheduler.config)
+    # and the few-step scheduler's own step count, which SR3Scheduler has no field for, comes back through it
+    few_step = SR3DPMSolverScheduler(num_train_timesteps=1000, num_inference_steps=7, reference_steps=50)
+    back = SR3DPMSolverScheduler.from_config(SR3Scheduler.from_config(few_step.config).config)
+    assert {key: back.config[key] for key in few_step.config} == dict(few_step.config)
+
+
 def test_trained_betas_replace_the_linear_training_schedule():
     betas = np.linspace(1e-3, 0.02, 50)
     scheduler = SR3Scheduler(trained_betas=betas)

@@ -17,7 +17,7 @@ from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.configuration_utils import ConfigMixin
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline, ImagePipelineOutput
-from diffusers.utils import replace_example_docstring
+from diffusers.utils import logging, replace_example_docstring
 from diffusers.utils.torch_utils import randn_tensor
 from huggingface_hub import create_repo, snapshot_download
 
@@ -47,6 +47,10 @@ DIFFUSERS_SCHEDULERS = (
 # diffusers' pipelines default to 50 steps; SR3's schedulers carry their own `num_inference_steps`.
 DIFFUSERS_DEFAULT_NUM_INFERENCE_STEPS = 50
 
+
+# `from_pretrained` reports each loaded component where `DiffusionPipeline.from_pretrained` does, on diffusers'
+# pipeline-loading logger, so that diffusers' INFO logging shows SR3 loads too.
+loading_logger = logging.get_logger("diffusers.pipelines.pipeline_utils")
 
 # The small x4 model trained on real photos that ships inside the package (see its model card, `default/README.md`).
 SHIPPED_MODEL = "sr3_diffusers/default"
@@ -111,7 +115,8 @@ class SR3Pipeline(DiffusionPipeline):
 
     model_cpu_offload_seq = "predictor->unet"
     _optional_components = ["predictor"]
-    _callback_tensor_inputs = ["sample", "condition", "pred_original_sample"]
+    # "latents" is the current sample x_t, under the name every diffusers pipeline gives it
+    _callback_tensor_inputs = ["latents", "condition", "pred_original_sample"]
 
     def __init__(
         self,
@@ -162,11 +167,22 @@ class SR3Pipeline(DiffusionPipeline):
             kwargs:
                 Components to use instead of the saved ones (`unet=...`, `scheduler=...`), pipeline config values
                 (`scale`, `enforce_consistency`, `strength`), and model loading options passed to each model's
-                [`~ModelMixin.from_pretrained`] (`torch_dtype`, `device_map`, `variant`, ...). Weights load from
-                safetensors only; pass `use_safetensors=False` to allow pickled `.bin` weights you trust.
+                [`~ModelMixin.from_pretrained`] (`dtype`, `device_map`, `variant`, ...). As in
+                [`~DiffusionPipeline.from_pretrained`], `dtype` may be a dict giving each model its own
+                (`{"unet": torch.bfloat16, "default": torch.float16}`; `"default"`, else float32, for the others).
+                Weights load from safetensors only; pass `use_safetensors=False` to allow pickled `.bin` weights you
+                trust.
         """
         kwargs.setdefault("use_safetensors", True)
+        dtype_key = next((key for key in ("dtype", "torch_dtype") if isinstance(kwargs.get(key), dict)), None)
+        dtypes = kwargs.pop(dtype_key) if dtype_key else None
         folder = _local_folder(pretrained_model_name_or_path, kwargs)
+        variant = kwargs.get("variant")
+        if variant is not None and not any(Path(folder).glob(f"*/*.{variant}.*")):
+            raise ValueError(
+                f"You are trying to load the model files of the `variant={variant}`, but no such modeling files are "
+                f"available in {folder}; leave `variant` out to load its default weights."
+            )
         model_index = cls.load_config(folder)
         # An edited model_index.json may name another pipeline: refuse it rather than build this one from its parts.
         class_name = model_index.get("_class_name")
@@ -191,9 +207,13 @@ class SR3Pipeline(DiffusionPipeline):
             else:
                 component_class = _component_class(library_name, class_name)
                 if issubclass(component_class, ModelMixin):
-                    components[name] = component_class.from_pretrained(folder, subfolder=name, **kwargs)
+                    model_kwargs = dict(kwargs)
+                    if dtypes is not None:
+                        model_kwargs[dtype_key] = dtypes.get(name, dtypes.get("default", torch.float32))
+                    components[name] = component_class.from_pretrained(folder, subfolder=name, **model_kwargs)
                 else:
                     components[name] = component_class.from_pretrained(folder, subfolder=name)
+                loading_logger.info(f"Loaded {name} as {class_name} from `{name}` subfolder of {folder}.")
         pipeline = cls(**components, **init_kwargs)
         pipeline.register_to_config(_name_or_path=str(pretrained_model_name_or_path))
         return pipeline
@@ -461,7 +481,7 @@ class SR3Pipeline(DiffusionPipeline):
         callback_on_step_end: Optional[
             Union[Callable[[DiffusionPipeline, int, int, Dict], Dict], PipelineCallback, MultiPipelineCallbacks]
         ] = None,
-        callback_on_step_end_tensor_inputs: List[str] = ["sample"],
+        callback_on_step_end_tensor_inputs: List[str] = ["latents"],
         tile_size: Optional[int] = None,
         tile_overlap: Optional[int] = None,
         tile_batch_size: int = 1,
@@ -491,10 +511,11 @@ class SR3Pipeline(DiffusionPipeline):
             return_dict (`bool`, defaults to `True`): Return an [`ImagePipelineOutput`] instead of a tuple.
             callback_on_step_end (`Callable`, `PipelineCallback` or `MultiPipelineCallbacks`, *optional*):
                 Called after each step as `callback_on_step_end(pipe, step_index, timestep, callback_kwargs)`; it may
-                return a dict that replaces tensors in `callback_kwargs` (e.g. `{"sample": ...}`).
-            callback_on_step_end_tensor_inputs (`List[str]`, defaults to `["sample"]`):
-                Which of `"sample"` (x_t), `"condition"` and `"pred_original_sample"` (the step's predicted image in
-                [-1, 1], a preview of the result) go into `callback_kwargs`.
+                return a dict that replaces tensors in `callback_kwargs` (e.g. `{"latents": ...}`).
+            callback_on_step_end_tensor_inputs (`List[str]`, defaults to `["latents"]`):
+                Which of `"latents"` (the current sample x_t, named as in diffusers' pipelines), `"condition"` and
+                `"pred_original_sample"` (the step's predicted image in [-1, 1], a preview of the result) go into
+                `callback_kwargs`.
             tile_size (`int`, *optional*):
                 Run the UNet on overlapping `tile_size` x `tile_size` windows of the output canvas (a multiple of the
                 UNet's total downsampling, e.g. 256) instead of the whole canvas at once, blending the noise predictions
@@ -578,10 +599,10 @@ class SR3Pipeline(DiffusionPipeline):
 
             if callback_on_step_end is not None:
                 pred_image = None if pred_original_sample is None else self.to_image(pred_original_sample, condition)
-                step_tensors = {"sample": sample, "condition": condition, "pred_original_sample": pred_image}
+                step_tensors = {"latents": sample, "condition": condition, "pred_original_sample": pred_image}
                 callback_kwargs = {name: step_tensors[name] for name in callback_on_step_end_tensor_inputs}
                 callback_outputs = callback_on_step_end(self, step_index, timestep, callback_kwargs)
-                sample = callback_outputs.pop("sample", sample)
+                sample = callback_outputs.pop("latents", sample)
 
         # 5. Crop each image back to exactly `scale` times its input size, clamp to [0, 1] and convert; "latent" is
         # the final sample itself (the residual with `residual_scale`), on the padded canvas.

@@ -11,7 +11,9 @@ import torch.nn.functional as F
 from diffusers.callbacks import PipelineCallback
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 
-from sr3_diffusers import SR3DPMSolverScheduler, SR3Pipeline, SR3Scheduler, SR3UNet2DModel, SR3UNet2DOutput
+from sr3_diffusers import (
+    SR3DPMSolverScheduler, SR3Pipeline, SR3PredictorModel, SR3Scheduler, SR3UNet2DModel, SR3UNet2DOutput,
+)
 from sr3_diffusers.image_processing import imresize, project_to_downscaled
 from tests.testing_utils import write_hub_cache
 
@@ -149,7 +151,7 @@ def test_num_inference_steps_defaults_to_the_scheduler_config_and_can_be_fewer(t
 def test_callback_can_replace_the_sample_and_interrupt(tiny_pipeline):
     def zero_sample_then_stop(pipe, step_index, timestep, callback_kwargs):
         pipe._interrupt = step_index == 1
-        return {"sample": torch.zeros_like(callback_kwargs["sample"])}
+        return {"latents": torch.zeros_like(callback_kwargs["latents"])}
 
     output = run(tiny_pipeline, random_image(4, 4), output_type="pt", callback_on_step_end=zero_sample_then_stop)
     # The loop stops after step 1, whose sample was replaced by zeros: the output is mid-grey everywhere.
@@ -158,10 +160,10 @@ def test_callback_can_replace_the_sample_and_interrupt(tiny_pipeline):
 
 def test_pipeline_callback_objects_are_supported(tiny_pipeline):
     class CountSteps(PipelineCallback):
-        tensor_inputs = ["sample", "pred_original_sample"]
+        tensor_inputs = ["latents", "pred_original_sample"]
 
         def callback_fn(self, pipeline, step_index, timestep, callback_kwargs):
-            assert callback_kwargs["pred_original_sample"].shape == callback_kwargs["sample"].shape
+            assert callback_kwargs["pred_original_sample"].shape == callback_kwargs["latents"].shape
             self.calls = getattr(self, "calls", 0) + 1
             return callback_kwargs
 
@@ -223,6 +225,30 @@ def test_torch_dtype_on_load(tiny_pipeline, tmp_path):
     loaded = SR3Pipeline.from_pretrained(tmp_path, torch_dtype=torch.bfloat16)
     assert loaded.unet.dtype == torch.bfloat16
     assert SR3Pipeline.from_pretrained(tmp_path, dtype=torch.float16).unet.dtype == torch.float16
+
+
+def test_a_variant_that_was_not_saved_is_a_clear_error(tiny_pipeline, tmp_path):
+    tiny_pipeline.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="`variant=fp16`, but no such modeling files"):
+        SR3Pipeline.from_pretrained(tmp_path, variant="fp16")
+    tiny_pipeline.save_pretrained(tmp_path, variant="fp16")
+    assert SR3Pipeline.from_pretrained(tmp_path, variant="fp16").unet is not None
+
+
+def test_loading_is_reported_on_diffusers_pipeline_loading_log(tiny_pipeline, tmp_path, caplog):
+    tiny_pipeline.save_pretrained(tmp_path)
+    with caplog.at_level("INFO", logger="diffusers.pipelines.pipeline_utils"):
+        SR3Pipeline.from_pretrained(tmp_path)
+    assert {record.name for record in caplog.records} == {"diffusers.pipelines.pipeline_utils"}
+    assert "Loaded unet as SR3UNet2DModel" in caplog.text and "Loaded scheduler as SR3Scheduler" in caplog.text
+
+
+def test_a_dict_of_dtypes_gives_each_model_its_own(tiny_pipeline, tmp_path):
+    SR3Pipeline(unet=tiny_pipeline.unet, scheduler=tiny_pipeline.scheduler, predictor=SR3PredictorModel(
+        num_channels=8, num_blocks=1, scale=4)).save_pretrained(tmp_path)
+    loaded = SR3Pipeline.from_pretrained(tmp_path, dtype={"unet": torch.bfloat16, "default": torch.float16})
+    assert (loaded.unet.dtype, loaded.predictor.dtype) == (torch.bfloat16, torch.float16)
+    assert SR3Pipeline.from_pretrained(tmp_path, dtype={"predictor": torch.float16}).unet.dtype == torch.float32
 
 
 def test_pickled_weights_load_only_when_the_user_opts_in(tiny_pipeline, tmp_path):
@@ -298,7 +324,7 @@ def test_bad_images_raise_clear_errors(tiny_pipeline, image, error, message):
         ({"num_inference_steps": 5}, ValueError, "at most the configured 4"),
         ({"num_inference_steps": 0}, ValueError, "positive"),
         ({"generator": [torch.Generator(), torch.Generator()]}, ValueError, "one per image"),
-        ({"callback_on_step_end_tensor_inputs": ["latents"]}, ValueError, "may only name"),
+        ({"callback_on_step_end_tensor_inputs": ["sample"]}, ValueError, "may only name"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(tiny_pipeline, kwargs, error, message):

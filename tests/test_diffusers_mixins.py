@@ -80,16 +80,11 @@ class SR3SchedulerMixinTest(scheduler_testing.SchedulerCommonTest):
         super().test_add_noise_device()
 
 
-class SR3DPMSolverSchedulerMixinTest(scheduler_testing.SchedulerCommonTest):
+class SR3DPMSolverSchedulerMixinTest(SR3SchedulerMixinTest):
     scheduler_classes = (SR3DPMSolverScheduler,)
-    forward_default_kwargs = (("num_inference_steps", 10),)
 
     def get_scheduler_config(self, **kwargs):
         return {"num_train_timesteps": 1000, "num_inference_steps": 10, **kwargs}
-
-    @pytest.mark.xfail(reason=CONTINUOUS_GAMMA, raises=ValueError, strict=True)
-    def test_add_noise_device(self):
-        super().test_add_noise_device()
 
 
 def _saves_pickled_weights(test):

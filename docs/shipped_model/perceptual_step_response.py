@@ -8,7 +8,7 @@ the same image (the UNet's residual over the predictor is about zero), so the tw
 network's output can follow the term, not how good it is on held-out photos.
 
     python docs/shipped_model/perceptual_step_response.py --network predictor
-    python docs/shipped_model/perceptual_step_response.py --network unet [--learning_rate 2e-3]
+    python docs/shipped_model/perceptual_step_response.py --network unet [--learning_rate 2e-3] [--output_gain 10]
 
 Needs the LPIPS-VGG weights (see train_perceptual_refine.sh).
 """
@@ -36,6 +36,10 @@ def main():
     parser.add_argument("--learning_rate", type=float, default=2e-4)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--gamma", type=float, default=0.006, help="The UNet's noise level (the one-step sampler's).")
+    parser.add_argument(
+        "--output_gain", type=float, default=1.0,
+        help="UNet only: divide conv_out by this and multiply its output by it (the same image to start with).",
+    )
     parser.add_argument("--num_photos", type=int, default=4)
     parser.add_argument("--train_data_dir", type=Path, default=REPO / "photos" / "train")
     args = parser.parse_args()
@@ -52,6 +56,12 @@ def main():
         condition = pipe.predictor(low_res).sample.clamp(-1.0, 1.0)
 
     network = getattr(pipe, args.network).train()
+    if args.output_gain != 1.0:
+        # The same image, another parametrisation: conv_out divided by the gain, its output multiplied by it, so that
+        # an Adam step on conv_out moves the image `output_gain` times as far
+        with torch.no_grad():
+            for parameter in pipe.unet.conv_out.parameters():
+                parameter.div_(args.output_gain)
     optimizer = torch.optim.Adam(network.parameters(), lr=args.learning_rate)
     gamma = torch.full((len(pairs),), args.gamma)
     noise = torch.randn_like(high_res)
@@ -63,7 +73,7 @@ def main():
         else:
             # One step from pure noise: x_t at gamma, then the image condition + s x_0(x_t, v)
             noisy = pipe.scheduler.add_noise(residual, noise, gamma)
-            output = network(noisy, gamma.sqrt(), condition).sample
+            output = args.output_gain * network(noisy, gamma.sqrt(), condition).sample
             _, original = noise_and_original_from_model_output(
                 pipe.scheduler.config.prediction_type, output, noisy, gamma.reshape(-1, 1, 1, 1)
             )

@@ -538,8 +538,10 @@ def _check_args(parser, args) -> None:
         parser.error(f"--perceptual_loss_weight must be positive, got {args.perceptual_loss_weight}.")
     if args.perceptual_gamma is not None:
         if args.perceptual_loss_weight is None or args.train_component != "unet":
-            parser.error("--perceptual_gamma sets where the UNet's perceptual term is scored: it needs"
-                         " --perceptual_loss_weight and --train_component unet.")
+            parser.error(
+                "--perceptual_gamma sets where the UNet's perceptual term is scored: it needs"
+                " --perceptual_loss_weight and --train_component unet."
+            )
         if not 0.0 < args.perceptual_gamma < 1.0:
             parser.error(f"--perceptual_gamma must be in (0, 1), got {args.perceptual_gamma}.")
     if args.perceptual_loss_weights is not None and args.perceptual_loss_weight is None:

@@ -388,9 +388,11 @@ def test_reference_loss_is_the_mean_error_of_the_predicted_noise():
     torch.testing.assert_close(loss, F.mse_loss(noise_pred, noise))
 
 
-def test_perceptual_term_is_the_weighted_lpips_vgg_of_the_implied_image():
+@pytest.mark.parametrize("perceptual_gamma", [None, 0.006])
+def test_perceptual_term_is_the_weighted_lpips_vgg_of_the_implied_image(perceptual_gamma):
     """With --perceptual_loss_weight the loss adds w * LPIPS-VGG(condition + s x_0_hat, HR), x_0_hat from the v output
-    at x_t, on the same random draws as the plain loss."""
+    at x_t: on the same random draws as the plain loss, or with --perceptual_gamma g at x_t noised to gamma = g from
+    the same residual and noise while the L1 term keeps its random levels."""
     import argparse
 
     import torch.nn.functional as F
@@ -405,7 +407,9 @@ def test_perceptual_term_is_the_weighted_lpips_vgg_of_the_implied_image():
         head.weight.data.abs_()  # non-negative, as the learned heads
     scheduler = SR3Scheduler(prediction_type="v_prediction")
     high_res, condition = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
-    args = argparse.Namespace(residual_scale=0.1, snr_gamma=None, perceptual_loss_weight=0.5, perceptual_gamma=None)
+    args = argparse.Namespace(
+        residual_scale=0.1, snr_gamma=None, perceptual_loss_weight=0.5, perceptual_gamma=perceptual_gamma
+    )
     torch.manual_seed(1)
     loss = train_sr3.diffusion_loss(unet, scheduler, high_res, condition, args, F.l1_loss, network)
     torch.manual_seed(1)
@@ -414,52 +418,18 @@ def test_perceptual_term_is_the_weighted_lpips_vgg_of_the_implied_image():
     torch.manual_seed(1)
     original = (high_res - condition) / 0.1
     noise = torch.randn_like(original)
-    gamma = scheduler.sample_gamma(2)
-    noisy = scheduler.add_noise(original, noise, gamma)
-    v = unet(noisy, gamma.sqrt(), condition).sample
+    gamma = scheduler.sample_gamma(2)  # the L1 term's levels
+    if perceptual_gamma is not None:
+        gamma = torch.full((2,), perceptual_gamma)
     g = gamma.reshape(-1, 1, 1, 1)
+    noisy = g.sqrt() * original + (1 - g).sqrt() * noise
+    v = unet(noisy, gamma.sqrt(), condition).sample
     image = condition + 0.1 * (g.sqrt() * noisy - (1 - g).sqrt() * v)  # x_0 = sqrt(gamma) x_t - sqrt(1 - gamma) v
     expected_term = 0.5 * network(image, high_res).mean()
     assert expected_term > 0
     torch.testing.assert_close(loss, plain + expected_term)
     loss.backward()
     assert unet.conv_out.weight.grad.abs().sum() > 0
-
-
-def test_perceptual_gamma_scores_the_x0_estimate_at_that_one_noise_level():
-    """With --perceptual_gamma g the perceptual term is w * LPIPS-VGG of the image implied at x_t noised to gamma = g
-    from the same residual and noise, while the L1 term keeps its random levels."""
-    import argparse
-
-    import torch.nn.functional as F
-
-    from sr3_diffusers import SR3Scheduler, SR3UNet2DModel
-    from sr3_diffusers.metrics.lpips.lpips import LPIPSVGG16
-
-    torch.manual_seed(0)
-    unet = SR3UNet2DModel(**TINY_UNET_CONFIG)
-    network = LPIPSVGG16().requires_grad_(False)
-    for head in network.linear_heads:
-        head.weight.data.abs_()
-    scheduler = SR3Scheduler(prediction_type="v_prediction")
-    high_res, condition = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
-    args = argparse.Namespace(residual_scale=0.1, snr_gamma=None, perceptual_loss_weight=0.5, perceptual_gamma=0.006)
-    torch.manual_seed(1)
-    loss = train_sr3.diffusion_loss(unet, scheduler, high_res, condition, args, F.l1_loss, network)
-    torch.manual_seed(1)
-    plain = train_sr3.diffusion_loss(unet, scheduler, high_res, condition, args, F.l1_loss)
-
-    torch.manual_seed(1)
-    original = (high_res - condition) / 0.1
-    noise = torch.randn_like(original)
-    scheduler.sample_gamma(2)  # the L1 term's levels, drawn first
-    gamma = torch.full((2,), 0.006)
-    noisy = gamma.sqrt().reshape(-1, 1, 1, 1) * original + (1 - gamma).sqrt().reshape(-1, 1, 1, 1) * noise
-    v = unet(noisy, gamma.sqrt(), condition).sample
-    g = gamma.reshape(-1, 1, 1, 1)
-    image = condition + 0.1 * (g.sqrt() * noisy - (1 - g).sqrt() * v)
-    expected_term = 0.5 * network(image, high_res).mean()
-    torch.testing.assert_close(loss, plain + expected_term)
 
 
 def test_a_perceptual_run_trains_and_a_missing_vgg_file_is_one_line(folders, in_process, monkeypatch):

@@ -16,12 +16,10 @@ Needs the LPIPS-VGG weights (see train_perceptual_refine.sh).
 import argparse
 from pathlib import Path
 
-import numpy as np
-import PIL.Image
 import torch
 
 from sr3_diffusers import SHIPPED_MODEL, SR3Pipeline
-from sr3_diffusers.data import center_crop_pair
+from sr3_diffusers.data import center_crop_pair, decode_image, image_to_tensor
 from sr3_diffusers.image_processing import normalize
 from sr3_diffusers.metrics.lpips.lpips import load_lpips_network
 from sr3_diffusers.schedulers.scheduling_sr3_utils import noise_and_original_from_model_output
@@ -43,14 +41,15 @@ def main():
     parser.add_argument("--num_photos", type=int, default=4)
     parser.add_argument("--train_data_dir", type=Path, default=REPO / "photos" / "train")
     args = parser.parse_args()
+    if args.network == "predictor" and args.output_gain != 1.0:
+        parser.error("--output_gain rescales the UNet's conv_out: use it with --network unet.")
 
     torch.manual_seed(0)
     pipe = SR3Pipeline.from_pretrained(SHIPPED_MODEL)
     lpips_vgg = load_lpips_network(net="vgg")
     pairs = []
     for path in sorted(p for p in args.train_data_dir.rglob("*") if p.is_file())[: args.num_photos]:
-        photo = torch.from_numpy(np.asarray(PIL.Image.open(path).convert("RGB")).copy()).permute(2, 0, 1) / 255.0
-        pairs.append(center_crop_pair(photo, 32, pipe.config.scale))
+        pairs.append(center_crop_pair(image_to_tensor(decode_image(str(path))), 32, pipe.config.scale))
     low_res, high_res = (normalize(torch.stack(images)) for images in zip(*pairs))
     with torch.no_grad():
         condition = pipe.predictor(low_res).sample.clamp(-1.0, 1.0)
@@ -63,16 +62,17 @@ def main():
             for parameter in pipe.unet.conv_out.parameters():
                 parameter.div_(args.output_gain)
     optimizer = torch.optim.Adam(network.parameters(), lr=args.learning_rate)
+    # The UNet's input, fixed: x_t at gamma from the true residual and one noise draw (x_t is almost pure noise)
     gamma = torch.full((len(pairs),), args.gamma)
-    noise = torch.randn_like(high_res)
     residual = (high_res - condition) / pipe.config.residual_scale
-    print(f"{args.network}, lr {args.learning_rate}: LPIPS-VGG of the predictor's image {lpips_vgg(condition, high_res).mean():.4f}")
+    noisy = pipe.scheduler.add_noise(residual, torch.randn_like(high_res), gamma)
+    start = lpips_vgg(condition, high_res).mean()
+    print(f"{args.network}, lr {args.learning_rate}: LPIPS-VGG of the predictor's image {start:.4f}")
     for step in range(args.steps + 1):
         if args.network == "predictor":
             image = network(low_res).sample
         else:
-            # One step from pure noise: x_t at gamma, then the image condition + s x_0(x_t, v)
-            noisy = pipe.scheduler.add_noise(residual, noise, gamma)
+            # One step from pure noise: the image condition + s x_0(x_t, v)
             output = args.output_gain * network(noisy, gamma.sqrt(), condition).sample
             _, original = noise_and_original_from_model_output(
                 pipe.scheduler.config.prediction_type, output, noisy, gamma.reshape(-1, 1, 1, 1)
@@ -80,8 +80,8 @@ def main():
             image = condition + pipe.config.residual_scale * original
         loss = lpips_vgg(image, high_res).mean()
         if step % 5 == 0:
-            print(f"step {step:3d}: LPIPS-VGG {loss.item():.4f}, change from the predictor's image (std) "
-                  f"{(image - condition).std().item():.4f}", flush=True)
+            change = (image - condition).std().item()
+            print(f"step {step:3d}: LPIPS-VGG {loss.item():.4f}, change from the predictor's image (std) {change:.4f}")
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

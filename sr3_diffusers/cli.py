@@ -390,6 +390,12 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split())
 
 
+def _write_line(text: str, file=None) -> None:
+    """`tqdm.write` of one line in a single write: with an unbuffered stream (`PYTHONUNBUFFERED=1`) shared by several
+    processes, `tqdm.write`'s separate write of the newline lets one process's line run into another's."""
+    tqdm.write(text + "\n", file=file, end="")
+
+
 def exit_status(failures: int) -> int:
     return min(failures, MAX_EXIT_STATUS)
 
@@ -457,7 +463,7 @@ def upscale_jobs(pipe: SR3Pipeline, jobs: List[Tuple[Path, Path]], args, state: 
             try:
                 batch.append((path, target, read_image_file(path)))
             except Exception as error:  # Pillow raises OSError, ValueError, DecompressionBombError, SyntaxError...
-                tqdm.write(f"sr3-upscale: {path}: cannot read image ({_one_line(error)}); skipped", file=sys.stderr)
+                _write_line(f"sr3-upscale: {path}: cannot read image ({_one_line(error)}); skipped", file=sys.stderr)
                 failures += 1
         if batch:
             failures += upscale_batch(pipe, batch, args, notices)
@@ -502,7 +508,7 @@ def tile_size_for(pipe: SR3Pipeline, files: List[ImageFile], args, notices: Set[
         )
     if "tiling" not in notices:
         notices.add("tiling")
-        tqdm.write(
+        _write_line(
             f"sr3-upscale: {sizes} on {pipe.device}: tiling with --tile-size {tile_size} (pass --tile-size to choose; "
             "other images that need it are tiled too)",
             file=sys.stderr,
@@ -588,7 +594,7 @@ def upscale_batch(pipe: SR3Pipeline, batch: List[Tuple[Path, Path, ImageFile]], 
                 alphas[index] = alpha
     except Exception as error:  # one batch's failure never stops the others
         names = ", ".join(str(path) for path, _, _ in batch)
-        tqdm.write(f"sr3-upscale: {names}: {describe_sampling_error(error)}", file=sys.stderr)
+        _write_line(f"sr3-upscale: {names}: {describe_sampling_error(error)}", file=sys.stderr)
         return len(batch)
     failures = 0
     for (path, target, source), pixels, alpha in zip(batch, upscaled, alphas):
@@ -596,12 +602,12 @@ def upscale_batch(pipe: SR3Pipeline, batch: List[Tuple[Path, Path, ImageFile]], 
             pixels, alpha = finish(pixels, alpha, source, args)
             notes = write_image_file(target, pixels, alpha, source, pixels.shape[1] / source.size[0], args.quality)
         except Exception as error:
-            tqdm.write(f"sr3-upscale: {path}: cannot write {target}: {describe_write_error(error)}", file=sys.stderr)
+            _write_line(f"sr3-upscale: {path}: cannot write {target}: {describe_write_error(error)}", file=sys.stderr)
             failures += 1
             continue
         for note in notes:
-            tqdm.write(f"sr3-upscale: {path}: {note}", file=sys.stderr)
-        tqdm.write(f"{path} -> {target}")
+            _write_line(f"sr3-upscale: {path}: {note}", file=sys.stderr)
+        _write_line(f"{path} -> {target}")
     return failures
 
 

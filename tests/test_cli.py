@@ -412,3 +412,22 @@ def test_running_out_of_memory_while_sampling_names_tile_size():
     except RuntimeError as error:
         message = cli.describe_sampling_error(error)
     assert message == "out of memory; pass --tile-size 256 (or smaller) to sample in tiles, and --batch-size 1"
+
+
+def test_each_report_line_is_one_write_so_that_processes_lines_never_merge():
+    """Under torchrun with PYTHONUNBUFFERED=1 both processes write to one pipe: a line written in two pieces (text,
+    then newline) could run into the other process's line and lose its `input -> output` report."""
+
+    class RecordingStream:
+        def __init__(self):
+            self.writes = []
+
+        def write(self, text):
+            self.writes.append(text)
+
+        def flush(self):
+            pass
+
+    stream = RecordingStream()
+    cli._write_line("photo.png -> photo_x4.png", file=stream)
+    assert [text for text in stream.writes if text] == ["photo.png -> photo_x4.png\n"]  # tqdm adds an empty write

@@ -5,6 +5,7 @@ from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.attention import AttentionMixin
 from diffusers.models.attention_processor import Attention
@@ -90,6 +91,12 @@ class SR3UNet2DModel(ModelMixin, AttentionMixin, ConfigMixin):
         embedding_max_period (`float`, defaults to 5000.0):
             Period base of the sinusoidal embedding: frequencies `exp(-i ln(max_period) / (C/2 - 1))`.
         embedding_dim_multiplier (`int`, defaults to 4): The embedding MLP maps C to `multiplier * C` channels.
+        patch_size (`int`, defaults to 1):
+            Beyond SR3: with `p > 1` the input is cut into p x p patches (`pixel_unshuffle`, the noisy image and the
+            condition each to `3 p^2` channels) before `conv_in`, and `conv_out` makes `out_channels p^2` channels
+            that `pixel_shuffle` puts back, so the whole UNet runs at 1/p of the resolution, as pixel-space diffusion
+            models do to avoid full-resolution feature maps (simple diffusion, Hoogeboom et al., 2023). With p = the
+            upscaling factor it runs at the low resolution, like the predictor. 1 (no patching) is the reference.
         scale (`int`, *optional*):
             The upscaling factor the UNet was trained for (its condition is the low-resolution image upsampled
             x`scale`). Only recorded, so that [`SR3Pipeline`] can check its own `scale` against it; the network runs at
@@ -116,6 +123,7 @@ class SR3UNet2DModel(ModelMixin, AttentionMixin, ConfigMixin):
         embedding_scale: float = 1.0,
         embedding_max_period: float = 5000.0,
         embedding_dim_multiplier: int = 4,
+        patch_size: int = 1,
         scale: Optional[int] = None,
     ):
         super().__init__()
@@ -127,7 +135,10 @@ class SR3UNet2DModel(ModelMixin, AttentionMixin, ConfigMixin):
         # Noise-level embedding: sinusoids of sqrt(gamma), then Linear -> SiLU -> Linear (SPEC section 1).
         self.noise_level_embedding = TimestepEmbedding(base_channels, embedding_dim)
 
-        self.conv_in = nn.Conv2d(in_channels + condition_channels, base_channels, kernel_size=3, padding=1)
+        patch_area = patch_size**2
+        self.conv_in = nn.Conv2d(
+            (in_channels + condition_channels) * patch_area, base_channels, kernel_size=3, padding=1
+        )
 
         self.down_blocks = nn.ModuleList()
         output_channel = base_channels
@@ -192,7 +203,7 @@ class SR3UNet2DModel(ModelMixin, AttentionMixin, ConfigMixin):
 
         self.conv_norm_out = nn.GroupNorm(num_groups=norm_num_groups, num_channels=base_channels, eps=norm_eps)
         self.conv_act = nn.SiLU()
-        self.conv_out = nn.Conv2d(base_channels, out_channels, kernel_size=3, padding=1)
+        self.conv_out = nn.Conv2d(base_channels, out_channels * patch_area, kernel_size=3, padding=1)
 
         self._init_weights()
         if attention_variant == "reference-disabled":
@@ -223,6 +234,9 @@ class SR3UNet2DModel(ModelMixin, AttentionMixin, ConfigMixin):
                 f"`attention_depths` {tuple(config.attention_depths)} names depths {bad_depths} that do not exist; "
                 f"this model has depths 0..{len(channels) - 1} (one per entry of `block_out_channels`)."
             )
+        patch_size = config.patch_size
+        if not isinstance(patch_size, int) or isinstance(patch_size, bool) or patch_size < 1:
+            raise ValueError(f"`patch_size` must be a positive integer (1: no patching), got {patch_size!r}.")
         if config.layers_per_block < 1:
             raise ValueError(f"`layers_per_block` must be at least 1, got {config.layers_per_block}.")
         if config.attention_variant not in ATTENTION_VARIANTS:
@@ -263,8 +277,9 @@ class SR3UNet2DModel(ModelMixin, AttentionMixin, ConfigMixin):
 
     @property
     def downsample_factor(self) -> int:
-        """Total downsampling of the UNet: input height and width must be multiples of this."""
-        return 2 ** (len(self.config.block_out_channels) - 1)
+        """Total downsampling of the UNet (patching, then halving per depth): input height and width must be multiples
+        of this."""
+        return self.config.patch_size * 2 ** (len(self.config.block_out_channels) - 1)
 
     def _check_inputs(self, sample: torch.Tensor, condition: torch.Tensor) -> None:
         for name, tensor, channels in (
@@ -285,8 +300,9 @@ class SR3UNet2DModel(ModelMixin, AttentionMixin, ConfigMixin):
         height, width = sample.shape[2:]
         factor = self.downsample_factor
         if height % factor or width % factor:
+            patching = f"cuts {self.config.patch_size}-pixel patches and " if self.config.patch_size > 1 else ""
             raise ValueError(
-                f"Height and width must be multiples of {factor} (this UNet halves them "
+                f"Height and width must be multiples of {factor} (this UNet {patching}halves them "
                 f"{len(self.config.block_out_channels) - 1} times), got {height}x{width}; pad the input first "
                 "(SR3Pipeline does this for you)."
             )
@@ -343,8 +359,12 @@ class SR3UNet2DModel(ModelMixin, AttentionMixin, ConfigMixin):
         )
         embedding = self.noise_level_embedding(embedding.to(dtype=self.dtype))
 
-        # 2. The condition enters only here, concatenated after the noisy image (SPEC section 1).
-        hidden_states = self.conv_in(torch.cat([sample, condition.to(sample.dtype)], dim=1))
+        # 2. The condition enters only here, concatenated after the noisy image (SPEC section 1); with patch_size p,
+        # cut into p x p patches: channel c's p^2 pixels of a patch become channels c p^2 ... (c + 1) p^2 - 1.
+        model_input = torch.cat([sample, condition.to(sample.dtype)], dim=1)
+        if self.config.patch_size > 1:
+            model_input = F.pixel_unshuffle(model_input, self.config.patch_size)
+        hidden_states = self.conv_in(model_input)
 
         # 3. Down path, keeping every skip: the input conv, each ResBlock and each downsampler output.
         skips = (hidden_states,)
@@ -363,6 +383,8 @@ class SR3UNet2DModel(ModelMixin, AttentionMixin, ConfigMixin):
 
         # 6. Output head: GroupNorm -> SiLU -> conv3x3.
         noise_pred = self.conv_out(self.conv_act(self.conv_norm_out(hidden_states)))
+        if self.config.patch_size > 1:
+            noise_pred = F.pixel_shuffle(noise_pred, self.config.patch_size)
 
         if not return_dict:
             return (noise_pred,)

@@ -205,9 +205,31 @@ def test_any_multiple_of_the_downsampling_works_and_the_model_is_fully_convoluti
     assert SR3UNet2DModel().downsample_factor == 32
 
 
+def test_patched_unet_runs_at_one_patch_per_pixel_and_puts_the_patches_back():
+    """With patch_size p the UNet sees the p x p patches of (sample, condition) as channels and its conv_out's channels
+    go back to p x p pixels: its output is the unpatched UNet's, run on pixel_unshuffle(input), pixel-shuffled."""
+    model = randomise_weights(SR3UNet2DModel(**TINY_CONFIG, patch_size=4))
+    assert model.downsample_factor == 8
+    assert model.conv_in.in_channels == 6 * 16 and model.conv_out.out_channels == 3 * 16
+    unpatched = SR3UNet2DModel(**{**TINY_CONFIG, "in_channels": 48, "condition_channels": 48, "out_channels": 48})
+    unpatched.load_state_dict(model.state_dict())
+    sample, noise_level, condition = tiny_inputs(size=32)
+    with torch.no_grad():
+        output = model(sample, noise_level, condition).sample
+        patches = torch.nn.functional.pixel_unshuffle(torch.cat([sample, condition], dim=1), 4)
+        # The unpatched model concatenates its own two inputs: split the patches back into sample and condition.
+        expected = unpatched(patches[:, :48], noise_level, patches[:, 48:]).sample
+    assert output.shape == sample.shape
+    torch.testing.assert_close(output, torch.nn.functional.pixel_shuffle(expected, 4))
+    with pytest.raises(ValueError, match="cuts 4-pixel patches and halves them 1 times"):
+        model(torch.zeros(1, 3, 12, 12), 0.5, torch.zeros(1, 3, 12, 12))
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [
+        ({"patch_size": 0}, "`patch_size` must be a positive integer"),
+        ({"patch_size": 2.0}, "`patch_size` must be a positive integer"),
         ({"block_out_channels": (10, 16)}, "multiple of `norm_num_groups`"),
         ({"attention_depths": (2,)}, "do not exist"),
         ({"block_out_channels": ()}, "at least one depth"),

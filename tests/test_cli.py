@@ -81,9 +81,43 @@ def test_ddim_sampler_gives_the_pipelines_ddim_output_every_time(tiny_pipeline, 
     assert not np.array_equal(ddim, np.asarray(PIL.Image.open(tmp_path / "own_scheduler.png")))
 
 
+def test_faithful_is_the_faithful_predictor_alone_where_the_model_has_one(tiny_pipeline, photos, tmp_path, capsys):
+    """--faithful writes the image of the model's faithful_predictor alone (no sampling), else of its predictor alone;
+    a model without a predictor is one line."""
+    from sr3_diffusers import SR3PredictorModel
+    from tests.testing_utils import randomise_weights
+
+    perceptual, faithful = (
+        randomise_weights(SR3PredictorModel(num_channels=4, num_blocks=1), seed=seed, std=0.05) for seed in (1, 2)
+    )
+    tiny_pipeline.register_modules(predictor=perceptual)
+    tiny_pipeline.register_to_config(residual_scale=0.1)
+    tiny_pipeline.save_pretrained(tmp_path / "predictor_only")
+    tiny_pipeline.register_modules(faithful_predictor=faithful)
+    tiny_pipeline.save_pretrained(tmp_path / "with_faithful")
+    tiny_pipeline.register_modules(faithful_predictor=None)
+    low_res = PIL.Image.open(photos / "astronaut.png")
+    for model, predictor in (("with_faithful", faithful), ("predictor_only", perceptual)):
+        output = tmp_path / f"{model}.png"
+        assert upscale(photos / "astronaut.png", "--model", tmp_path / model, "--faithful", "-o", output) == 0
+        tiny_pipeline.register_modules(predictor=predictor)
+        expected = tiny_pipeline(low_res, strength=0).images[0]
+        assert np.array_equal(np.asarray(PIL.Image.open(output)), np.asarray(expected)), model
+    outputs = [np.asarray(PIL.Image.open(tmp_path / name)) for name in ("with_faithful.png", "predictor_only.png")]
+    assert not np.array_equal(*outputs)
+
+    tiny_pipeline.register_modules(predictor=None)
+    tiny_pipeline.save_pretrained(tmp_path / "plain_sr3")
+    capsys.readouterr()
+    assert upscale(photos / "astronaut.png", "--model", tmp_path / "plain_sr3", "--faithful", "-o", tmp_path / "x.png") == 1
+    error = capsys.readouterr().err
+    assert "--faithful: --model" in error and "has no predictor" in error and len(error.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
+        (["--faithful", "--num-inference-steps", "4"], "--faithful runs no sampling: drop --sampler"),
         (["--eta", "0.5"], "eta=0.5 needs the ddim or dpmsolver++ sampler"),
         (["--sampler", "ancestral", "--eta", "0.5"], "eta applies to the ddim and dpmsolver++ samplers; ancestral"),
         (["--sampler", "dpmsolver++", "--eta", "1.5"], "eta must be a number in [0, 1], got 1.5"),

@@ -86,7 +86,9 @@ class SR3Pipeline(DiffusionPipeline):
     as a condition at every step while the scheduler refines pure noise into the high-resolution image.
 
     Two options go beyond SR3 (both off for the presets). With a `predictor`, the condition is the predictor's
-    deterministic upscaling instead of bicubic (predict-and-refine, Whang et al., 2022). With `residual_scale` s, the
+    deterministic upscaling instead of bicubic (predict-and-refine, Whang et al., 2022); a predictor trained for
+    perceptual quality can come with a `faithful_predictor` trained for fidelity alone, whose image `strength=0`
+    returns. With `residual_scale` s, the
     diffusion runs on the residual: the UNet generates x_0 = (HR - condition) / s and the output is condition + s x_0
     (SRDiff, Li et al., 2022), so the model only has to add what the condition lacks.
 
@@ -101,6 +103,10 @@ class SR3Pipeline(DiffusionPipeline):
             training schedule): the UNet is given sqrt(alphas_cumprod[t]) as its noise level.
         predictor ([`SR3PredictorModel`], *optional*):
             A deterministic upscaler whose output replaces the bicubic condition; `None` (SR3) uses bicubic.
+        faithful_predictor ([`SR3PredictorModel`], *optional*):
+            A deterministic upscaler trained for fidelity (L1) beside a `predictor` trained for perceptual quality:
+            `strength=0` returns its image, the pipeline's most faithful output. `None`: `strength=0` returns the
+            condition.
         scale (`int`, defaults to 4):
             The upscaling factor the UNet was trained for; saved in `model_index.json`. Must match the UNet config's
             `scale` where it records one, and the predictor's.
@@ -113,8 +119,8 @@ class SR3Pipeline(DiffusionPipeline):
             chosen so that this residual has roughly unit variance; saved in `model_index.json`.
     """
 
-    model_cpu_offload_seq = "predictor->unet"
-    _optional_components = ["predictor"]
+    model_cpu_offload_seq = "faithful_predictor->predictor->unet"
+    _optional_components = ["predictor", "faithful_predictor"]
     # "latents" is the current sample x_t, under the name every diffusers pipeline gives it
     _callback_tensor_inputs = ["latents", "condition", "pred_original_sample"]
 
@@ -123,6 +129,7 @@ class SR3Pipeline(DiffusionPipeline):
         unet: SR3UNet2DModel,
         scheduler: SR3Scheduler,
         predictor: Optional[SR3PredictorModel] = None,
+        faithful_predictor: Optional[SR3PredictorModel] = None,
         scale: int = 4,
         enforce_consistency: bool = False,
         strength: float = 1.0,
@@ -137,13 +144,16 @@ class SR3Pipeline(DiffusionPipeline):
                 f"`scale` is {scale} but the UNet was trained for x{unet.config.scale} (its config's `scale`); fix"
                 " `scale` in model_index.json, or load the UNet trained for this factor."
             )
-        if predictor is not None and predictor.config.scale != scale:
-            raise ValueError(f"The predictor upscales x{predictor.config.scale}, but the pipeline's `scale` is {scale}.")
+        for name, model in (("predictor", predictor), ("faithful_predictor", faithful_predictor)):
+            if model is not None and model.config.scale != scale:
+                raise ValueError(f"The {name} upscales x{model.config.scale}, but the pipeline's `scale` is {scale}.")
         if residual_scale is not None and (isinstance(residual_scale, bool) or not residual_scale > 0):
             raise ValueError(f"`residual_scale` must be a positive number or None, got {residual_scale!r}.")
         _check_strength(strength)
         _check_enforce_consistency(enforce_consistency)
-        self.register_modules(unet=unet, scheduler=scheduler, predictor=predictor)
+        self.register_modules(
+            unet=unet, scheduler=scheduler, predictor=predictor, faithful_predictor=faithful_predictor
+        )
         self.register_to_config(
             scale=scale,
             enforce_consistency=bool(enforce_consistency),
@@ -361,10 +371,11 @@ class SR3Pipeline(DiffusionPipeline):
             return self.scheduler.add_noise(condition, noise, self.scheduler.get_noise_level(timestep).square())
         return self.scheduler.add_noise(condition, noise, timestep.reshape(1))
 
-    def prepare_condition(self, low_res_images: List[torch.Tensor]) -> torch.Tensor:
+    def prepare_condition(self, low_res_images: List[torch.Tensor], faithful: bool = False) -> torch.Tensor:
         """Upsample each [0, 1] low-resolution image x`scale` in [-1, 1], with bicubic (SPEC section 3) or the
-        predictor (clamped to [-1, 1], as in training), and pad the batch to a common size that the UNet accepts (a
-        multiple of its total downsampling), repeating edge pixels."""
+        predictor (clamped to [-1, 1], as in training), or with `faithful` the faithful predictor, and pad the batch
+        to a common size that the UNet accepts (a multiple of its total downsampling), repeating edge pixels."""
+        predictor = self.faithful_predictor if faithful else self.predictor
         scale = self.config.scale
         factor = self.unet.downsample_factor
         height = max(image.shape[1] for image in low_res_images) * scale
@@ -373,8 +384,8 @@ class SR3Pipeline(DiffusionPipeline):
         conditions = []
         for image in low_res_images:
             image = image[None].to(self._execution_device)
-            if self.predictor is not None:
-                upsampled = self.predictor(normalize(image).to(self.predictor.dtype)).sample.float().clamp(-1.0, 1.0)
+            if predictor is not None:
+                upsampled = predictor(normalize(image).to(predictor.dtype)).sample.float().clamp(-1.0, 1.0)
             else:
                 upsampled = normalize(upsample_bicubic(image, scale))
             pad_bottom = padded_height - upsampled.shape[2]
@@ -533,8 +544,9 @@ class SR3Pipeline(DiffusionPipeline):
                 from the condition (bicubic or the predictor's image) noised to the level of step
                 `N - round(strength * N)` of the schedule and runs only the remaining `round(strength * N)` steps, so
                 the output keeps more of the input's structure and costs fewer UNet calls; 0 runs no step and returns
-                the condition (with a predictor: the predictor's own, most faithful, output). Defaults to the
-                pipeline's `strength` config (1.0 for the presets).
+                the most faithful output: the `faithful_predictor`'s image where there is one, else the condition
+                (with a predictor: the predictor's own output). Defaults to the pipeline's `strength` config (1.0 for
+                the presets).
 
         Examples:
 
@@ -556,8 +568,10 @@ class SR3Pipeline(DiffusionPipeline):
         strength = self.config.strength if strength is None else strength
         strength = _check_strength(strength)
 
-        # 1. The condition: bicubic-upsampled low-resolution images in [-1, 1], padded for the UNet.
-        condition = self.prepare_condition(low_res_images).to(self.unet.dtype)
+        # 1. The condition: bicubic-upsampled low-resolution images in [-1, 1], padded for the UNet; for strength 0
+        # with a faithful predictor, that predictor's images, which are then the output.
+        faithful = strength == 0 and self.faithful_predictor is not None
+        condition = self.prepare_condition(low_res_images, faithful=faithful).to(self.unet.dtype)
 
         # 2. x_T ~ N(0, I) (Algorithm 2, line 1). The sample is kept in float32 whatever the UNet's dtype, so that
         # a bfloat16/float16 UNet does not accumulate rounding error over the steps.

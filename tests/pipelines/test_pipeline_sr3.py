@@ -533,6 +533,44 @@ def test_strength_zero_returns_the_condition_without_calling_the_unet(tiny_pipel
     torch.testing.assert_close(output, expected)
 
 
+def test_with_a_faithful_predictor_strength_zero_returns_its_image_and_sampling_keeps_the_predictor(
+    tmp_path, tiny_pipeline, tiny_predictor
+):
+    """A perceptual `predictor` stays the condition of sampling; `strength=0` returns the `faithful_predictor`'s image
+    (no UNet call); both are saved, listed in model_index.json and loaded back."""
+    from sr3_diffusers import SR3PredictorModel
+    from tests.testing_utils import randomise_weights
+
+    faithful = randomise_weights(SR3PredictorModel(num_channels=4, num_blocks=1), seed=8, std=0.05).eval()
+    pipe = SR3Pipeline(
+        tiny_pipeline.unet, tiny_pipeline.scheduler, predictor=tiny_predictor, faithful_predictor=faithful,
+        residual_scale=0.1,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    low_res = random_image(5, 5)
+    with torch.no_grad():
+        faithful_image = (faithful(low_res[None] * 2 - 1).sample.clamp(-1, 1) + 1) / 2
+    calls = []
+    hook = pipe.unet.register_forward_hook(lambda *args: calls.append(1))
+    torch.testing.assert_close(run(pipe, low_res, output_type="pt", strength=0), faithful_image)
+    hook.remove()
+    assert calls == []
+    without = SR3Pipeline(tiny_pipeline.unet, tiny_pipeline.scheduler, predictor=tiny_predictor, residual_scale=0.1)
+    without.set_progress_bar_config(disable=True)
+    torch.testing.assert_close(run(pipe, low_res, output_type="pt"), run(without, low_res, output_type="pt"))
+
+    pipe.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "model_index.json").read_text())["faithful_predictor"] == [
+        "sr3_diffusers",
+        "SR3PredictorModel",
+    ]
+    loaded = SR3Pipeline.from_pretrained(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    torch.testing.assert_close(run(loaded, low_res, output_type="pt", strength=0), faithful_image)
+    with pytest.raises(ValueError, match="faithful_predictor upscales x2"):
+        SR3Pipeline(tiny_pipeline.unet, tiny_pipeline.scheduler, faithful_predictor=SR3PredictorModel(scale=2))
+
+
 @pytest.mark.parametrize("prediction_type", ["sample", "v_prediction"])
 def test_projection_in_residual_mode_makes_the_image_consistent_for_any_prediction_type(
     tiny_pipeline, tiny_predictor, prediction_type

@@ -24,11 +24,15 @@ def small_photo():
 def test_the_shipped_folder_is_a_complete_pipeline_with_a_model_card():
     index = json.loads((SHIPPED_MODEL_PATH / "model_index.json").read_text())
     assert index["_class_name"] == ["sr3_diffusers", "SR3Pipeline"] and index["scale"] == 4
-    weights = [SHIPPED_MODEL_PATH / name / "diffusion_pytorch_model.safetensors" for name in ("unet", "predictor")]
+    components = ("unet", "predictor", "faithful_predictor")
+    assert all(index[name] == ["sr3_diffusers", class_name] for name, class_name in zip(components, (
+        "SR3UNet2DModel", "SR3PredictorModel", "SR3PredictorModel"
+    )))  # fmt: skip
+    weights = [SHIPPED_MODEL_PATH / name / "diffusion_pytorch_model.safetensors" for name in components]
     assert sum(path.stat().st_size for path in weights) < 40e6
     card = ModelCard.load(SHIPPED_MODEL_PATH / "README.md")
     assert "super-resolution" in card.data.tags
-    for script in ("docs/shipped_model/train_predictor.sh", "docs/shipped_model/train.sh"):  # the training commands
+    for script in ("train_predictor.sh", "train.sh", "train_adversarial_predictor.sh"):  # the training commands
         assert script in card.text
     assert "CC0" in card.text and "tuxpaint" in card.text  # the photos' sources and licences
 
@@ -68,14 +72,16 @@ def test_the_output_is_consistent_with_the_input_and_sharper_than_bicubic():
     assert gradient(output) > 1.2 * gradient(bicubic)
 
 
-def test_the_predictor_alone_is_more_faithful_than_bicubic_on_a_real_photo():
-    """`strength=0` returns the predictor's image: no sampling, and a better PSNR than bicubic on a photo it never saw
-    (a 96x128 crop of scikit-image's coffee, downscaled x4 as in training)."""
+def test_the_faithful_predictor_alone_is_more_faithful_than_bicubic_and_the_default_on_a_real_photo():
+    """`strength=0` returns the faithful predictor's image: no sampling, and a better PSNR than bicubic and than the
+    default (perceptual) output on a photo it never saw (a 96x128 crop of scikit-image's coffee, downscaled x4 as in
+    training)."""
     pipe = SR3Pipeline.from_pretrained(SHIPPED_MODEL)
     pipe.set_progress_bar_config(disable=True)
-    assert isinstance(pipe.predictor, SR3PredictorModel) and pipe.config.residual_scale > 0
+    assert isinstance(pipe.faithful_predictor, SR3PredictorModel) and pipe.config.residual_scale > 0
     high_res = torch.from_numpy(skimage_data.coffee()[160:256, 224:352].copy()).permute(2, 0, 1).float()[None] / 255
     low_res = imresize(high_res, 0.25).clamp(0, 1)
+    default = pipe(low_res, generator=torch.Generator().manual_seed(0), output_type="pt").images
     predicted = pipe(low_res, strength=0, output_type="pt").images
     bicubic = torch.nn.functional.interpolate(low_res, scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1)
 
@@ -84,6 +90,7 @@ def test_the_predictor_alone_is_more_faithful_than_bicubic_on_a_real_photo():
 
     assert pipe.num_timesteps == 0
     assert psnr(predicted) > psnr(bicubic) + 0.5
+    assert psnr(predicted) > psnr(default)
 
 
 def test_bfloat16_agrees_with_float32_to_35_db():

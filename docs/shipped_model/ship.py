@@ -1,10 +1,12 @@
-"""Turn the final `train_sr3.py` output into the shipped model folder `sr3_diffusers/default`, with its model card.
+"""Turn the final `train_sr3.py` outputs into the shipped model folder `sr3_diffusers/default`, with its model card.
 
-    python docs/shipped_model/ship.py --trained runs/refine --wall-time "..." --predictor-wall-time "..." \
+    python docs/shipped_model/ship.py --trained runs/refine --predictor runs/predictor_adversarial/checkpoint-300 \
+        --wall-time "..." --predictor-wall-time "..." --perceptual-wall-time "..." \
         [--quality-md outputs/quality/default/quality.md] [--peers-md outputs/peers.md]
 
-Steps: load the trained pipeline (EMA weights of the UNet, and the predictor it was trained on), give it the few-step
-sampler and the default call options chosen for it (see the model card), save it to `sr3_diffusers/default`
+Steps: load the trained pipeline (EMA weights of the UNet, and the L1 predictor it was trained on), put the
+perceptual predictor of `--predictor` in its place and keep the L1 one as the `faithful_predictor` (the model's most
+faithful output, `strength=0`), give it the few-step sampler and the default call options chosen for it (see the model card), save it to `sr3_diffusers/default`
 (safetensors) with a code file that imports the installed package (`DiffusionPipeline.from_pretrained` then
 returns this package's classes), time one 128x128 -> 512x512 upscale with the defaults, and write `README.md` from
 `model_cards/shipped_model_card.md` with the training data's sources and licences from `photos-train/MANIFEST.csv`.
@@ -15,6 +17,7 @@ the shipped folder, to put their tables into the card.
 import argparse
 import csv
 import json
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -22,7 +25,7 @@ from pathlib import Path
 import torch
 from huggingface_hub import ModelCard
 
-from sr3_diffusers import SR3DPMSolverScheduler, SR3Pipeline
+from sr3_diffusers import SR3DPMSolverScheduler, SR3Pipeline, SR3PredictorModel
 from sr3_diffusers.evaluation import SR3
 from sr3_diffusers.model_card import INSTALL_COMMAND, eval_results_from_summary, sr3_card_data
 from sr3_diffusers.pipelines.pipeline_sr3 import SHIPPED_MODEL_PATH
@@ -37,6 +40,8 @@ ALGORITHM_TYPE = "dpmsolver++"
 NUM_INFERENCE_STEPS = 4
 STRENGTH = 1.0
 ENFORCE_CONSISTENCY = True
+# The perceptual predictor's loss flags that the model card names as they are.
+PERCEPTUAL_FLAGS = ("perceptual_loss_weight", "adversarial_loss_weight", "discriminator_learning_rate")
 
 
 def data_sources(heldout: set) -> list:
@@ -76,8 +81,13 @@ def eval_results(quality_json: Path, scale: int, num_heldout: int) -> list:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trained", type=Path, default=REPO / "runs" / "refine")
+    parser.add_argument(
+        "--predictor", type=Path, required=True,
+        help="The perceptual predictor's run or checkpoint (train_perceptual_predictor.sh), with a predictor/ folder.",
+    )
     parser.add_argument("--wall-time", required=True, help="The UNet's training wall time, as written in the card.")
-    parser.add_argument("--predictor-wall-time", required=True, help="The predictor's training wall time.")
+    parser.add_argument("--predictor-wall-time", required=True, help="The L1 predictor's training wall time.")
+    parser.add_argument("--perceptual-wall-time", required=True, help="The perceptual predictor's training wall time.")
     parser.add_argument("--quality-md", type=Path, default=None, help="benchmarks/quality.py's markdown table.")
     parser.add_argument("--peers-md", type=Path, default=None, help="benchmarks/peers.py's markdown table.")
     parser.add_argument("--output", type=Path, default=SHIPPED_MODEL_PATH)
@@ -87,8 +97,10 @@ def main():
     scheduler = SR3DPMSolverScheduler.from_config(
         trained.scheduler.config, algorithm_type=ALGORITHM_TYPE, num_inference_steps=NUM_INFERENCE_STEPS
     )
+    perceptual = SR3PredictorModel.from_pretrained(args.predictor, subfolder="predictor")
     pipe = SR3Pipeline(
-        unet=trained.unet, scheduler=scheduler, predictor=trained.predictor, scale=trained.config.scale,
+        unet=trained.unet, scheduler=scheduler, predictor=perceptual, faithful_predictor=trained.predictor,
+        scale=trained.config.scale,
         enforce_consistency=ENFORCE_CONSISTENCY, strength=STRENGTH, residual_scale=trained.config.residual_scale,
     )
     pipe.save_pretrained(args.output)
@@ -103,8 +115,13 @@ def main():
     heldout = {line.strip() for line in open(REPO / "docs" / "shipped_model" / "heldout_photos.txt") if line.strip()}
     training_args = training_flags("train.sh")
     predictor_args = training_flags("train_predictor.sh")
+    # The perceptual predictor: train_perceptual_predictor.sh with the flags of train_adversarial_predictor.sh,
+    # taken at the checkpoint --predictor names (or the run's end)
+    perceptual_args = training_flags("train_perceptual_predictor.sh") | training_flags("train_adversarial_predictor.sh")
+    checkpoint = re.fullmatch(r"checkpoint-(\d+)", args.predictor.name)
+    perceptual_steps = checkpoint.group(1) if checkpoint else perceptual_args["max_train_steps"]
     steps_run = max(1, round(STRENGTH * NUM_INFERENCE_STEPS))
-    weights = [args.output / name / "diffusion_pytorch_model.safetensors" for name in ("unet", "predictor")]
+    weights = list(args.output.glob("*/diffusion_pytorch_model.safetensors"))
     weights_mb = sum(path.stat().st_size for path in weights) / 1e6
     unet_config, predictor_config = pipe.unet.config, pipe.predictor.config
     card = ModelCard.from_template(
@@ -143,7 +160,15 @@ def main():
         predictor_steps=predictor_args.get("max_train_steps"),
         predictor_batch_size=predictor_args.get("train_batch_size"),
         predictor_learning_rate=predictor_args.get("learning_rate"),
-        training_command="OMP_NUM_THREADS=1 docs/shipped_model/train_predictor.sh\nOMP_NUM_THREADS=1 docs/shipped_model/train.sh",
+        perceptual_steps=perceptual_steps,
+        # the perceptual stage's flags, as `perceptual_<flag>` (or as they are, for the loss weights)
+        **{f"perceptual_{flag}": perceptual_args.get(flag) for flag in ("max_train_steps", "train_batch_size", "learning_rate")},
+        **{flag: perceptual_args.get(flag) for flag in PERCEPTUAL_FLAGS},
+        perceptual_wall_time=args.perceptual_wall_time,
+        training_command="\n".join(
+            f"OMP_NUM_THREADS=1 docs/shipped_model/{script}"
+            for script in ("train_predictor.sh", "train.sh", "train_adversarial_predictor.sh")
+        ),
         wall_time=args.wall_time,
         predictor_wall_time=args.predictor_wall_time,
         num_train_photos=sum(row["count"] for row in data_sources(heldout)),

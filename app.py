@@ -136,12 +136,13 @@ def build_demo(pipe: SR3Pipeline, model: str = SHIPPED_MODEL) -> gr.Blocks:
                     1, 200, value=pipe.scheduler.config.num_inference_steps, step=1, label="Denoising steps"
                 )
                 strength = gr.Slider(
-                    0.05,
+                    0.0,
                     1.0,
                     value=pipe.config.get("strength", 1.0),
                     step=0.05,
                     label="Strength (realism)",
-                    info="1: sample from pure noise (most detail invented); lower: stay closer to the bicubic image.",
+                    info="1: sample from pure noise (most detail invented); lower: stay closer to the condition; 0: "
+                    "no sampling, the model's most faithful output (its faithful predictor's, if it has one).",
                 )
                 consistency = gr.Checkbox(
                     value=pipe.config.get("enforce_consistency", False),

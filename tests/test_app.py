@@ -56,6 +56,20 @@ def test_upscale_returns_bicubic_and_the_pipelines_output_and_a_png(tiny_pipelin
     assert np.array_equal(pixels(PIL.Image.open(download)), pixels(after))
 
 
+def test_strength_zero_gives_the_faithful_predictors_image(tiny_pipeline, photo):
+    """The slider's 0: no sampling, the model's most faithful output (here its faithful predictor's image)."""
+    from sr3_diffusers import SR3PredictorModel
+    from tests.testing_utils import randomise_weights
+
+    faithful = randomise_weights(SR3PredictorModel(num_channels=4, num_blocks=1), seed=2, std=0.05).eval()
+    tiny_pipeline.register_modules(faithful_predictor=faithful)
+    (_, after), _ = app.upscale(tiny_pipeline, str(photo), 2, 0.0, False, 3, 0, progress=lambda *a, **k: None)
+    with torch.no_grad():
+        low_res = torch.from_numpy(pixels(PIL.Image.open(photo))).permute(2, 0, 1)[None].float() / 255
+        expected = (faithful(low_res * 2 - 1).sample.clamp(-1, 1) + 1) / 2
+    assert np.abs(pixels(after) - np.round(expected[0].permute(1, 2, 0).numpy() * 255)).max() <= 1
+
+
 def test_tiled_upscale_has_the_upload_size_times_the_scale(tiny_pipeline, photo):
     (_, after), _ = app.upscale(tiny_pipeline, str(photo), 2, 1.0, False, 0, 64, progress=lambda *a, **k: None)
     assert after.size == (256, 256)

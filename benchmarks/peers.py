@@ -3,7 +3,7 @@
 Rows, all x4 on the CPU, one image at a time:
 
 - `bicubic`: the SR3 condition (`image_processing.upsample_bicubic`, PyTorch bicubic), quantised.
-- `default`: the SR3 model with its own settings (`sr3-upscale`; the shipped model: dpmsolver++, 4 steps,
+- `default`: the SR3 model with its own settings (`sr3-upscale`; the shipped model: dpmsolver++, 1 step,
   strength 1, consistency projection on).
 - `pure`: pure SR3 sampling of the model: `strength=1`, `enforce_consistency=False`, its default sampler and steps.
 - `faithful`: the model's most faithful setting, `strength=0` (`sr3-upscale --faithful`): its faithful predictor's

@@ -52,6 +52,8 @@ def main():
 
     torch.manual_seed(0)
     pipe = SR3Pipeline.from_pretrained(args.model)
+    if pipe.faithful_predictor is not None:  # the L1 predictor, which the UNet was trained on
+        pipe.register_modules(predictor=pipe.faithful_predictor)
     lpips_vgg = load_lpips_network(net="vgg")
     pairs = []
     for path in sorted(p for p in args.train_data_dir.rglob("*") if p.is_file())[: args.num_photos]:

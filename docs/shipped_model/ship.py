@@ -1,13 +1,13 @@
 """Turn the final `train_sr3.py` outputs into the shipped model folder `sr3_diffusers/default`, with its model card.
 
-    python docs/shipped_model/ship.py --trained runs/refine --predictor runs/predictor_adversarial/checkpoint-300 \
+    python docs/shipped_model/ship.py --trained runs/refine --predictor runs/predictor_adversarial/checkpoint-400 \
         --wall-time "..." --predictor-wall-time "..." --perceptual-wall-time "..." \
         [--quality-md outputs/quality/default/quality.md] [--peers-md outputs/peers.md]
 
 Steps: load the trained pipeline (EMA weights of the UNet, and the L1 predictor it was trained on), put the
 perceptual predictor of `--predictor` in its place and keep the L1 one as the `faithful_predictor` (the model's most
-faithful output, `strength=0`), give it the few-step sampler and the default call options chosen for it (see the model card), save it to `sr3_diffusers/default`
-(safetensors) with a code file that imports the installed package (`DiffusionPipeline.from_pretrained` then
+faithful output, `strength=0`), give it the few-step sampler and the default call options chosen for it (see the model
+card), save it to `sr3_diffusers/default` (safetensors) with a code file that imports the installed package (`DiffusionPipeline.from_pretrained` then
 returns this package's classes), time one 128x128 -> 512x512 upscale with the defaults, and write `README.md` from
 `model_cards/shipped_model_card.md` with the training data's sources and licences from `photos-train/MANIFEST.csv`.
 Rerun with `--quality-md` (and `--peers-md`) once `benchmarks/quality.py` (and `benchmarks/peers.py`) have measured
@@ -17,7 +17,6 @@ the shipped folder, to put their tables into the card.
 import argparse
 import csv
 import json
-import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -30,6 +29,7 @@ from sr3_diffusers.evaluation import SR3
 from sr3_diffusers.model_card import INSTALL_COMMAND, eval_results_from_summary, sr3_card_data
 from sr3_diffusers.pipelines.pipeline_sr3 import SHIPPED_MODEL_PATH
 from sr3_diffusers.remote_code import use_installed_package_code
+from train_sr3 import CHECKPOINT_PATTERN
 
 
 REPO = Path(__file__).resolve().parents[2]
@@ -118,7 +118,7 @@ def main():
     # The perceptual predictor: train_perceptual_predictor.sh with the flags of train_adversarial_predictor.sh,
     # taken at the checkpoint --predictor names (or the run's end)
     perceptual_args = training_flags("train_perceptual_predictor.sh") | training_flags("train_adversarial_predictor.sh")
-    checkpoint = re.fullmatch(r"checkpoint-(\d+)", args.predictor.name)
+    checkpoint = CHECKPOINT_PATTERN.match(args.predictor.name)
     perceptual_steps = checkpoint.group(1) if checkpoint else perceptual_args["max_train_steps"]
     steps_run = max(1, round(STRENGTH * NUM_INFERENCE_STEPS))
     weights = list(args.output.glob("*/diffusion_pytorch_model.safetensors"))
@@ -162,7 +162,10 @@ def main():
         predictor_learning_rate=predictor_args.get("learning_rate"),
         perceptual_steps=perceptual_steps,
         # the perceptual stage's flags, as `perceptual_<flag>` (or as they are, for the loss weights)
-        **{f"perceptual_{flag}": perceptual_args.get(flag) for flag in ("max_train_steps", "train_batch_size", "learning_rate")},
+        **{
+            f"perceptual_{flag}": perceptual_args.get(flag)
+            for flag in ("max_train_steps", "train_batch_size", "learning_rate")
+        },
         **{flag: perceptual_args.get(flag) for flag in PERCEPTUAL_FLAGS},
         perceptual_wall_time=args.perceptual_wall_time,
         training_command="\n".join(

@@ -10,7 +10,7 @@
 cd "$(dirname "$0")/../.."
 exec python train_sr3.py --train_data_dir photos/train --preset sr3-64-256 \
   --unet_config docs/shipped_model/unet_patch4_config.json \
-  --predictor_model_name_or_path sr3_diffusers/default --residual_scale 0.1 --prediction_type v_prediction --snr_gamma 5 \
+  --predictor_model_name_or_path docs/shipped_model/l1_predictor --residual_scale 0.1 --prediction_type v_prediction --snr_gamma 5 \
   --perceptual_gamma 0.006 --image_loss_weight 1 --perceptual_loss_weight 1 \
   --adversarial_loss_weight 0.1 --discriminator_learning_rate 1e-4 \
   --resolution 128 --train_batch_size 8 --max_train_steps 900 --learning_rate 2e-4 --lr_min 1e-6 --loss l1 \

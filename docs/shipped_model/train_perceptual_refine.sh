@@ -8,7 +8,7 @@
 cd "$(dirname "$0")/../.."
 exec python train_sr3.py --train_data_dir photos/train --validation_data_dir photos/heldout --num_validation_images 4 \
   --preset sr3-64-256 --pretrained_model_name_or_path sr3_diffusers/default \
-  --predictor_model_name_or_path sr3_diffusers/default --residual_scale 0.1 --prediction_type v_prediction \
+  --predictor_model_name_or_path docs/shipped_model/l1_predictor --residual_scale 0.1 --prediction_type v_prediction \
   --perceptual_loss_weight 1.0 \
   --resolution 128 --train_batch_size 6 --max_train_steps 1500 --learning_rate 1e-4 --lr_min 1e-6 --loss l1 \
   --ema_decay 0.999 --ema_warmup --cache_images --output_dir runs/refine_perceptual --checkpointing_steps 250 \

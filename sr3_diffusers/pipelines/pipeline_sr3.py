@@ -88,9 +88,9 @@ class SR3Pipeline(DiffusionPipeline):
     Two options go beyond SR3 (both off for the presets). With a `predictor`, the condition is the predictor's
     deterministic upscaling instead of bicubic (predict-and-refine, Whang et al., 2022); a predictor trained for
     perceptual quality can come with a `faithful_predictor` trained for fidelity alone, whose image `strength=0`
-    returns. With `residual_scale` s, the
-    diffusion runs on the residual: the UNet generates x_0 = (HR - condition) / s and the output is condition + s x_0
-    (SRDiff, Li et al., 2022), so the model only has to add what the condition lacks.
+    returns. With `residual_scale` s, the diffusion runs on the residual: the UNet generates x_0 = (HR - condition) / s
+    and the output is condition + s x_0 (SRDiff, Li et al., 2022), so the model only has to add what the condition
+    lacks.
 
     This model inherits from [`DiffusionPipeline`]. Check the superclass documentation for the generic methods
     implemented for all pipelines (downloading, saving, running on a particular device, etc.).

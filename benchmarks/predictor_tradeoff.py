@@ -10,7 +10,8 @@ towards issue 10's LPIPS target than a larger model. Rows, each the predictor im
   (1 - a) x faithful + a x perceptual; a = 0 is the faithful predictor, 1 the perceptual one, a > 1 extrapolates
   past it along the direction the perceptual training moved the weights.
 - `split s`: the faithful image's low frequencies with the perceptual image's high ones, G_s * faithful +
-  (perceptual - G_s * perceptual), with G_s a Gaussian blur of standard deviation s pixels.
+  (perceptual - G_s * perceptual), with G_s a Gaussian blur of standard deviation s pixels. With `--split_alpha a`
+  the high frequencies come from the interpolated predictor of `interpolate a` instead (`split s, a`).
 - `self-ensemble`: the mean of the perceptual predictor's images of the 8 flips and rotations of the input, turned
   back (Timofte et al., 2016).
 
@@ -75,6 +76,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--model", default=str(DEFAULT_MODEL), help="A pipeline with both predictors.")
     parser.add_argument("--alphas", type=float, nargs="*", default=[0, 0.5, 1, 1.25, 1.5])
     parser.add_argument("--sigmas", type=float, nargs="*", default=[1, 1.5, 2])
+    parser.add_argument("--split_alpha", type=float, default=1.0, help="The split's high frequencies' predictor.")
     parser.add_argument("--no_self_ensemble", action="store_true")
     parser.add_argument("--heldout", type=Path, default=DEFAULT_HELDOUT)
     parser.add_argument("--photos_root", type=Path, default=DEFAULT_PHOTOS_ROOT)
@@ -104,10 +106,11 @@ def measure(args) -> Dict[str, Dict[str, float]]:
     }
     for alpha in args.alphas:
         outputs[f"interpolate {alpha:g}"] = predictor_images(interpolated_predictor(faithful, perceptual, alpha))
-    faithful_images, perceptual_images = predictor_images(faithful), predictor_images(perceptual)
+    faithful_images = predictor_images(faithful)
+    sharp_images = predictor_images(interpolated_predictor(faithful, perceptual, args.split_alpha))
     for sigma in args.sigmas:
-        low, high = gaussian_blur(faithful_images, sigma), perceptual_images - gaussian_blur(perceptual_images, sigma)
-        outputs[f"split {sigma:g}"] = low + high
+        low, high = gaussian_blur(faithful_images, sigma), sharp_images - gaussian_blur(sharp_images, sigma)
+        outputs[f"split {sigma:g}" + (f", {args.split_alpha:g}" if args.split_alpha != 1 else "")] = low + high
     if not args.no_self_ensemble:
         outputs["self-ensemble"] = self_ensemble(lambda inputs: predictor_images(perceptual, inputs), low_res)
 

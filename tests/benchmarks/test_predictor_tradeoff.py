@@ -97,6 +97,14 @@ def test_rows_are_the_predictor_images_the_pipeline_returns(tradeoff, tmp_path):
     assert results["interpolate 0"]["lpips"] == pytest.approx(expected, rel=1e-6)
     assert results["interpolate 1"]["lpips"] != pytest.approx(expected, rel=1e-3)
 
+    # --split_alpha takes the split's high frequencies from that interpolated predictor.
+    args = tradeoff.parse_args(["--model", str(tmp_path / "model"), "--heldout", str(tmp_path / "heldout.txt"),
+                                "--photos_root", str(root), "--lr_size", "8", "--alphas", "--sigmas", "1"]
+                               + ["--split_alpha", "1.5", "--no_self_ensemble"])  # fmt: skip
+    extrapolated = tradeoff.measure(args)
+    assert list(extrapolated) == ["bicubic", "split 1, 1.5"]
+    assert extrapolated["split 1, 1.5"]["lpips"] != pytest.approx(results["split 1"]["lpips"], rel=1e-3)
+
 
 def test_a_model_without_both_predictors_is_refused(tradeoff, tmp_path):
     torch.manual_seed(0)

@@ -32,36 +32,6 @@ def test_trained_predictor_adds_a_pixel_shuffled_correction_computed_at_low_reso
     assert predictor(low_res, return_dict=False)[0].shape == (1, 3, 12, 12)
 
 
-def test_high_res_branch_adds_convolutions_after_the_upsampling_and_starts_at_zero():
-    low_res = torch.rand(1, 3, 6, 6, generator=torch.Generator().manual_seed(2))
-    trained = randomise_weights(SR3PredictorModel(scale=2, num_channels=4, num_blocks=1))
-    predictor = SR3PredictorModel(scale=2, num_channels=4, num_blocks=1, num_high_res_blocks=1, high_res_channels=3)
-    missing, unexpected = predictor.load_state_dict(trained.state_dict(), strict=False)
-    assert not unexpected and sorted({key.split(".")[0] for key in missing}) == [
-        "high_res_blocks",
-        "high_res_in",
-        "high_res_out",
-    ]
-    with torch.no_grad():
-        torch.testing.assert_close(predictor(low_res).sample, trained(low_res).sample, atol=0, rtol=0)
-
-    predictor = randomise_weights(predictor)
-    with torch.no_grad():
-        output = predictor(low_res).sample
-        features = predictor.conv_in(low_res)
-        hidden = predictor.blocks[0](features)
-        hidden = predictor.conv_body(hidden) + features
-        base = F.interpolate(low_res, scale_factor=2, mode="bicubic", align_corners=False)
-        low_res_correction = F.pixel_shuffle(predictor.conv_out(hidden), 2)
-        high_res = F.pixel_shuffle(predictor.high_res_in(hidden), 2)
-        block = predictor.high_res_blocks[0]
-        high_res = high_res + block.conv2(F.relu(block.conv1(high_res)))
-        branch = predictor.high_res_out(high_res)
-    assert high_res.shape == (1, 3, 12, 12)
-    torch.testing.assert_close(output, base + low_res_correction + branch)
-    assert branch.abs().max() > 0.1
-
-
 def test_save_and_load_round_trip(tmp_path):
     predictor = randomise_weights(SR3PredictorModel(num_channels=8, num_blocks=1))
     predictor.save_pretrained(tmp_path)
@@ -78,8 +48,6 @@ def test_save_and_load_round_trip(tmp_path):
         ({"scale": 0}, "`scale` must be a positive integer"),
         ({"num_channels": 2.5}, "`num_channels` must be a positive integer"),
         ({"num_blocks": -1}, "`num_blocks` must be a non-negative integer"),
-        ({"num_high_res_blocks": -1}, "`num_high_res_blocks` must be a non-negative integer"),
-        ({"high_res_channels": 0}, "`high_res_channels` must be a positive integer"),
         ({"out_channels": 1}, "must equal `in_channels`"),
     ],
 )

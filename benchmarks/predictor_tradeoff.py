@@ -101,13 +101,21 @@ def measure(args) -> Dict[str, Dict[str, float]]:
         with torch.no_grad():
             return pipe(inputs, strength=0, output_type="pt").images
 
+    images_at: Dict[float, torch.Tensor] = {}
+
+    def interpolated_images(alpha: float) -> torch.Tensor:
+        # Each predictor's images once: a = 0 is also the split's low-frequency side, the split's --split_alpha
+        # often one of the --alphas.
+        if alpha not in images_at:
+            images_at[alpha] = predictor_images(interpolated_predictor(faithful, perceptual, alpha))
+        return images_at[alpha]
+
     outputs: Dict[str, torch.Tensor] = {
         "bicubic": torch.stack([evaluation.to_float(evaluation.bicubic_upscale(p.low_res, SCALE)) for p in pairs])
     }
     for alpha in args.alphas:
-        outputs[f"interpolate {alpha:g}"] = predictor_images(interpolated_predictor(faithful, perceptual, alpha))
-    faithful_images = predictor_images(faithful)
-    sharp_images = predictor_images(interpolated_predictor(faithful, perceptual, args.split_alpha))
+        outputs[f"interpolate {alpha:g}"] = interpolated_images(alpha)
+    faithful_images, sharp_images = interpolated_images(0), interpolated_images(args.split_alpha)
     for sigma in args.sigmas:
         low, high = gaussian_blur(faithful_images, sigma), sharp_images - gaussian_blur(sharp_images, sigma)
         outputs[f"split {sigma:g}" + (f", {args.split_alpha:g}" if args.split_alpha != 1 else "")] = low + high

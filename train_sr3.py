@@ -340,6 +340,15 @@ def parse_args(argv=None):
         help="Number of optimisation steps; the cosine LR schedule spans them.",
     )
     parser.add_argument(
+        "--max_train_minutes",
+        type=float,
+        default=None,
+        help="Also stop after this many minutes of training (counted from the first step of this run, or of the"
+        " resumed run), with a checkpoint and the final weights saved as at --max_train_steps: for a machine held for a"
+        " fixed time. The cosine schedule still spans --max_train_steps, so pair it with --lr_scheduler constant and"
+        " EMA, or expect an unfinished schedule. Default: no time limit.",
+    )
+    parser.add_argument(
         "--gradient_accumulation_steps",
         type=int,
         default=1,
@@ -590,6 +599,8 @@ def _check_args(parser, args) -> None:
         parser.error("--discriminator_learning_rate is used only with --adversarial_loss_weight; add it, or drop this flag.")
     if args.discriminator_learning_rate is not None and not args.discriminator_learning_rate > 0:
         parser.error(f"--discriminator_learning_rate must be positive, got {args.discriminator_learning_rate}.")
+    if args.max_train_minutes is not None and not args.max_train_minutes > 0:
+        parser.error(f"--max_train_minutes must be positive, got {args.max_train_minutes}.")
     if args.perceptual_loss_weights is not None and args.perceptual_loss_weight is None:
         parser.error("--perceptual_loss_weights is used only with --perceptual_loss_weight; add it, or drop this flag.")
     if args.cache_images and args.streaming:
@@ -1423,8 +1434,9 @@ def main(args):
     validation_logs = {}
     train_loss, accumulated_batches = 0.0, 0
     epoch = first_epoch
-    last_step_time = time.perf_counter()
-    while global_step < args.max_train_steps:
+    last_step_time = training_start = time.perf_counter()
+    out_of_time = False
+    while global_step < args.max_train_steps and not out_of_time:
         model.train()
         train_transform.set_epoch(epoch)
         train_dataloader.set_epoch(epoch)
@@ -1500,8 +1512,13 @@ def main(args):
             if discriminator is not None:
                 logs["discriminator_loss"] = adversary_loss.item()
             train_loss, accumulated_batches = 0.0, 0
+            if args.max_train_minutes is not None:
+                # Every process stops at the same step: the main process's clock decides.
+                elapsed_minutes = [(now - training_start) / 60.0]
+                broadcast_object_list(elapsed_minutes)
+                out_of_time = elapsed_minutes[0] >= args.max_train_minutes
 
-            if global_step % args.checkpointing_steps == 0:
+            if global_step % args.checkpointing_steps == 0 or out_of_time:
                 # A checkpoint at the end of an epoch resumes at the start of the next one.
                 end_of_epoch = accelerator.gradient_state.end_of_dataloader
                 training_state.update(
@@ -1517,7 +1534,7 @@ def main(args):
                 if uploader is not None:
                     uploader.push(checkpoint, global_step)
 
-            last_step = global_step == args.max_train_steps
+            last_step = global_step == args.max_train_steps or out_of_time
             if validation is not None and (global_step % args.validation_steps == 0 or last_step):
                 # Sample with the EMA weights (store / copy_to / restore), without touching the training RNG.
                 validation_model = accelerator.unwrap_model(model)
@@ -1539,6 +1556,12 @@ def main(args):
             accelerator.log(logs, step=global_step)
             last_step_time = time.perf_counter()
             if global_step >= args.max_train_steps:
+                break
+            if out_of_time:
+                logger.info(
+                    f"Stopping at step {global_step} of {args.max_train_steps}: --max_train_minutes"
+                    f" {args.max_train_minutes:g} has passed. Rerun with --resume_from_checkpoint latest to go on."
+                )
                 break
         if args.streaming and train_transform.report.num_skipped:
             logger.warning(f"Streaming data, epoch {epoch}: {train_transform.report.summary()} (this process).")

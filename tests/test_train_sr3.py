@@ -6,6 +6,7 @@ and the streaming path run `main` in-process, which is faster.
 
 import glob
 import json
+import logging
 import os
 import shutil
 import signal
@@ -341,6 +342,23 @@ def test_predictor_run_then_a_residual_refine_run_on_it(folders, in_process):
         assert torch.equal(weight, predictor.state_dict()[name]), name
     output = pipe(torch.rand(3, 8, 8), num_inference_steps=2, output_type="pt").images
     assert output.shape == (1, 3, 32, 32)
+
+
+def test_max_train_minutes_stops_with_a_checkpoint_and_the_weights_and_a_resume_goes_on(folders, in_process, caplog):
+    """A run out of time stops after the step in progress, checkpoints it (between --checkpointing_steps) and saves the
+    release weights; resumed, it goes on from there."""
+    output_dir = folders["root"] / "timed"
+    timed_args = ["--train_component", "predictor", "--predictor_config", '{"num_channels": 8, "num_blocks": 1}']
+    timed_args += ["--max_train_steps", "50", "--checkpointing_steps", "20", "--max_train_minutes", "1e-6"]
+    timed_args += ["--report_to", "none", "--resume_from_checkpoint", "latest"]
+    with caplog.at_level(logging.INFO, logger="__main__"):
+        in_process(data_args(folders, output_dir, *timed_args))
+    assert "Stopping at step 1 of 50: --max_train_minutes 1e-06 has passed." in caplog.text
+    assert [path.name for path in sorted(output_dir.glob("checkpoint-*"))] == ["checkpoint-1"]
+    assert (output_dir / "predictor" / "diffusion_pytorch_model.safetensors").is_file()
+    in_process(data_args(folders, output_dir, *timed_args))
+    assert [path.name for path in sorted(output_dir.glob("checkpoint-*"))] == ["checkpoint-1", "checkpoint-2"]
+    assert json.loads((output_dir / "checkpoint-2" / "training_state.json").read_text())["global_step"] == 2
 
 
 def test_a_released_pipeline_trains_further_from_its_weights(folders, in_process):

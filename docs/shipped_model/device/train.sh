@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU run of issue 10 (docs/recipe.md section 12), on the device machine, from the repo root, after prepare.sh:
-# a predictor 2.8x the shipped one trained from scratch in two stages, each stopped by the clock
+# a predictor 2.9x the shipped one (2.78M parameters) trained from scratch in two stages, each stopped by the clock
 # (--max_train_minutes), and the weights brought back through $OUT (at most 8 files of 16 MiB):
 #   1. L1 (the faithful predictor; as the shipped one was trained, larger and on far more crops);
 #   2. from it, L1 + LPIPS-VGG + 0.1 PatchGAN (discriminator lr 5e-4): section 10's recipe of the shipped perceptual
@@ -8,6 +8,7 @@
 # bf16, batch 64 of 128-px crops, the decode-once data path with 12 workers, constant learning rates with EMA 0.999.
 # Dry run on a CPU (minutes are tiny, so each stage stops after its first steps):
 #   OUT=/tmp/out STAGE1_MINUTES=0.05 STAGE2_MINUTES=0.05 BATCH=2 WORKERS=0 PRECISION=no bash docs/shipped_model/device/train.sh
+# (where Python is not 3.12, with PAYLOAD=<a copy of the payload whose multiprocess wheel fits it>).
 set -euo pipefail
 payload=${PAYLOAD:-runs/device_payload}
 stage1_minutes=${STAGE1_MINUTES:-2.5}

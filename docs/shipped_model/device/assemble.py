@@ -25,7 +25,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     faithful = SR3PredictorModel.from_pretrained(args.returned / "faithful")
     for weights in sorted((args.returned / "perceptual").glob("checkpoint-*.safetensors")):
-        predictor = SR3PredictorModel.from_config(faithful.config)
+        predictor = SR3PredictorModel.from_config(faithful.config)  # stage 2 trained the same architecture
         predictor.load_state_dict(load_file(weights))
         output = args.output_dir / weights.stem
         SR3Pipeline.from_pretrained(args.base, predictor=predictor, faithful_predictor=faithful).save_pretrained(output)

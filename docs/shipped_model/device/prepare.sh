@@ -39,7 +39,6 @@ python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --
   --platform any -d "$payload/wheels" "${wheels[@]}"
 
 head=$(git rev-parse HEAD)
-git branch -f device-slim "$head"
 index=$(mktemp) && GIT_INDEX_FILE=$index git read-tree "$head"
 GIT_INDEX_FILE=$index git rm -q --cached -- 'sr3_diffusers/default/*.safetensors' 'sr3_diffusers/metrics/lpips/*.safetensors'
 tree=$(GIT_INDEX_FILE=$index git write-tree) && rm -f "$index"

@@ -33,7 +33,6 @@ bring_back() {  # on exit, whatever happened: the weights there are and the logs
   mkdir -p "$OUT/faithful" "$OUT/perceptual"
   if [ -f "$work/stage1/predictor/config.json" ]; then
     cp "$work/stage1/predictor/"{config.json,diffusion_pytorch_model.safetensors} "$OUT/faithful/"
-    cp "$work/stage1/predictor/config.json" "$OUT/perceptual/"  # the same architecture as stage 2's
   fi
   for checkpoint in $(ls -d "$work"/stage2/checkpoint-* 2>/dev/null | sort -t- -k2 -n | tail -3); do
     cp "$checkpoint/predictor/diffusion_pytorch_model.safetensors" "$OUT/perceptual/${checkpoint##*/}.safetensors"

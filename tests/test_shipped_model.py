@@ -32,7 +32,7 @@ def test_the_shipped_folder_is_a_complete_pipeline_with_a_model_card():
     assert sum(path.stat().st_size for path in weights) < 40e6
     card = ModelCard.load(SHIPPED_MODEL_PATH / "README.md")
     assert "super-resolution" in card.data.tags
-    for script in ("train_predictor.sh", "train.sh", "train_adversarial_predictor.sh"):  # the training commands
+    for script in ("train_predictor.sh", "train.sh", "train_faithful_more.sh", "train_adversarial_predictor.sh"):
         assert script in card.text
     assert "CC0" in card.text and "tuxpaint" in card.text  # the photos' sources and licences
 

@@ -1,12 +1,13 @@
 """Turn the final `train_sr3.py` outputs into the shipped model folder `sr3_diffusers/default`, with its model card.
 
-    python docs/shipped_model/ship.py --trained runs/refine --predictor runs/predictor_adversarial/checkpoint-400 \
-        --wall-time "..." --predictor-wall-time "..." --perceptual-wall-time "..." \
+    python docs/shipped_model/ship.py --trained runs/refine --faithful runs/predictor_more/checkpoint-4000 \
+        --predictor runs/predictor_adversarial/checkpoint-400 \
+        --wall-time "..." --predictor-wall-time "..." --faithful-wall-time "..." --perceptual-wall-time "..." \
         [--quality-md outputs/quality/default/quality.md] [--peers-md outputs/peers.md]
 
 Steps: load the trained pipeline (EMA weights of the UNet, and the L1 predictor it was trained on), put the
-perceptual predictor of `--predictor` in its place and keep the L1 one as the `faithful_predictor` (the model's most
-faithful output, `strength=0`), give it the few-step sampler and the default call options chosen for it (see the model
+perceptual predictor of `--predictor` in its place and the L1 predictor trained further (`--faithful`,
+`train_faithful_more.sh`) beside it as the `faithful_predictor` (the model's most faithful output, `strength=0`), give it the few-step sampler and the default call options chosen for it (see the model
 card), save it to `sr3_diffusers/default` (safetensors) with a code file that imports the installed package (`DiffusionPipeline.from_pretrained` then
 returns this package's classes), time one 128x128 -> 512x512 upscale with the defaults, and write `README.md` from
 `model_cards/shipped_model_card.md` with the training data's sources and licences from `photos-train/MANIFEST.csv`.
@@ -85,8 +86,13 @@ def main():
         "--predictor", type=Path, required=True,
         help="The perceptual predictor's run or checkpoint (train_perceptual_predictor.sh), with a predictor/ folder.",
     )
+    parser.add_argument(
+        "--faithful", type=Path, required=True,
+        help="The L1 predictor trained further (train_faithful_more.sh): its run or checkpoint, with a predictor/ folder.",
+    )
     parser.add_argument("--wall-time", required=True, help="The UNet's training wall time, as written in the card.")
     parser.add_argument("--predictor-wall-time", required=True, help="The L1 predictor's training wall time.")
+    parser.add_argument("--faithful-wall-time", required=True, help="train_faithful_more.sh's wall time.")
     parser.add_argument("--perceptual-wall-time", required=True, help="The perceptual predictor's training wall time.")
     parser.add_argument("--quality-md", type=Path, default=None, help="benchmarks/quality.py's markdown table.")
     parser.add_argument("--peers-md", type=Path, default=None, help="benchmarks/peers.py's markdown table.")
@@ -98,8 +104,9 @@ def main():
         trained.scheduler.config, algorithm_type=ALGORITHM_TYPE, num_inference_steps=NUM_INFERENCE_STEPS
     )
     perceptual = SR3PredictorModel.from_pretrained(args.predictor, subfolder="predictor")
+    faithful = SR3PredictorModel.from_pretrained(args.faithful, subfolder="predictor")
     pipe = SR3Pipeline(
-        unet=trained.unet, scheduler=scheduler, predictor=perceptual, faithful_predictor=trained.predictor,
+        unet=trained.unet, scheduler=scheduler, predictor=perceptual, faithful_predictor=faithful,
         scale=trained.config.scale,
         enforce_consistency=ENFORCE_CONSISTENCY, strength=STRENGTH, residual_scale=trained.config.residual_scale,
     )
@@ -115,11 +122,14 @@ def main():
     heldout = {line.strip() for line in open(REPO / "docs" / "shipped_model" / "heldout_photos.txt") if line.strip()}
     training_args = training_flags("train.sh")
     predictor_args = training_flags("train_predictor.sh")
+    faithful_args = training_flags("train_faithful_more.sh")
     # The perceptual predictor: train_perceptual_predictor.sh with the flags of train_adversarial_predictor.sh,
     # taken at the checkpoint --predictor names (or the run's end)
     perceptual_args = training_flags("train_perceptual_predictor.sh") | training_flags("train_adversarial_predictor.sh")
     checkpoint = CHECKPOINT_PATTERN.match(args.predictor.name)
     perceptual_steps = checkpoint.group(1) if checkpoint else perceptual_args["max_train_steps"]
+    checkpoint = CHECKPOINT_PATTERN.match(args.faithful.name)
+    faithful_steps = checkpoint.group(1) if checkpoint else faithful_args["max_train_steps"]
     steps_run = max(1, round(STRENGTH * NUM_INFERENCE_STEPS))
     weights = list(args.output.glob("*/diffusion_pytorch_model.safetensors"))
     weights_mb = sum(path.stat().st_size for path in weights) / 1e6
@@ -160,6 +170,10 @@ def main():
         predictor_steps=predictor_args.get("max_train_steps"),
         predictor_batch_size=predictor_args.get("train_batch_size"),
         predictor_learning_rate=predictor_args.get("learning_rate"),
+        faithful_steps=faithful_steps,
+        faithful_max_train_steps=faithful_args.get("max_train_steps"),
+        faithful_learning_rate=faithful_args.get("learning_rate"),
+        faithful_wall_time=args.faithful_wall_time,
         perceptual_steps=perceptual_steps,
         # the perceptual stage's flags, as `perceptual_<flag>` (or as they are, for the loss weights)
         **{
@@ -170,7 +184,7 @@ def main():
         perceptual_wall_time=args.perceptual_wall_time,
         training_command="\n".join(
             f"OMP_NUM_THREADS=1 docs/shipped_model/{script}"
-            for script in ("train_predictor.sh", "train.sh", "train_adversarial_predictor.sh")
+            for script in ("train_predictor.sh", "train.sh", "train_faithful_more.sh", "train_adversarial_predictor.sh")
         ),
         wall_time=args.wall_time,
         predictor_wall_time=args.predictor_wall_time,

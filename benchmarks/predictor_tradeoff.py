@@ -1,7 +1,7 @@
 """Do ways of combining the shipped model's two predictors at inference move its PSNR/LPIPS trade-off?
 
 The model ships a perceptual `predictor` and a `faithful_predictor` (L1) of the same architecture. Between their two
-points (about +1.07 dB / LPIPS 0.207 and +1.51 dB / 0.271 over bicubic on the held-out photos) other points can be
+points (about +1.12 dB / LPIPS 0.207 and +1.59 dB / 0.266 over bicubic on the held-out photos) other points can be
 had without training; if one of them lay well below the line the training runs trace, it would be a cheaper way
 towards issue 10's LPIPS target than a larger model. Rows, each the predictor image the pipeline returns at
 `strength=0` (the consistency projection included):

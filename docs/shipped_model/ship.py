@@ -1,14 +1,14 @@
 """Turn the final `train_sr3.py` outputs into the shipped model folder `sr3_diffusers/default`, with its model card.
 
     python docs/shipped_model/ship.py --trained runs/refine --faithful runs/predictor_more/checkpoint-4000 \
-        --predictor runs/predictor_adversarial/checkpoint-400 \
+        --predictor runs/predictor_adversarial/checkpoint-300 \
         --wall-time "..." --predictor-wall-time "..." --faithful-wall-time "..." --perceptual-wall-time "..." \
         [--quality-md outputs/quality/default/quality.md] [--peers-md outputs/peers.md]
 
-Steps: load the trained pipeline (EMA weights of the UNet, and the L1 predictor it was trained on), put the
-perceptual predictor of `--predictor` in its place and the L1 predictor trained further (`--faithful`,
-`train_faithful_more.sh`) beside it as the `faithful_predictor` (the model's most faithful output, `strength=0`), give it the few-step sampler and the default call options chosen for it (see the model
-card), save it to `sr3_diffusers/default` (safetensors) with a code file that imports the installed package (`DiffusionPipeline.from_pretrained` then
+Steps: load the trained pipeline (EMA weights of the UNet; the L1 predictor it was trained on is not shipped), take
+the perceptual predictor of `--predictor` as its `predictor` and the L1 predictor trained further (`--faithful`,
+`train_faithful_more.sh`) as its `faithful_predictor` (the model's most faithful output, `strength=0`), give it the
+few-step sampler and the default call options chosen for it (see the model card), save it to `sr3_diffusers/default` (safetensors) with a code file that imports the installed package (`DiffusionPipeline.from_pretrained` then
 returns this package's classes), time one 128x128 -> 512x512 upscale with the defaults, and write `README.md` from
 `model_cards/shipped_model_card.md` with the training data's sources and licences from `photos-train/MANIFEST.csv`.
 Rerun with `--quality-md` (and `--peers-md`) once `benchmarks/quality.py` (and `benchmarks/peers.py`) have measured
@@ -54,9 +54,17 @@ def data_sources(heldout: set) -> list:
 
 
 def training_flags(script: str) -> dict:
-    """The `--flag value` pairs of a training command in `docs/shipped_model/`."""
-    tokens = (REPO / "docs" / "shipped_model" / script).read_text().replace("\\\n", " ").split()
+    """The `--flag value` pairs of a training command in `docs/shipped_model/` (its comments left out)."""
+    text = (REPO / "docs" / "shipped_model" / script).read_text()
+    command = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    tokens = command.replace("\\\n", " ").split()
     return {token[2:]: value for token, value in zip(tokens, tokens[1:]) if token.startswith("--") and not value.startswith("--")}
+
+
+def steps_trained(run_or_checkpoint: Path, flags: dict) -> str:
+    """The steps behind a run's weights: a `checkpoint-N` folder's N, else the run's `--max_train_steps`."""
+    checkpoint = CHECKPOINT_PATTERN.match(run_or_checkpoint.name)
+    return checkpoint.group(1) if checkpoint else flags["max_train_steps"]
 
 
 def quality_table(path: Path) -> str:
@@ -126,10 +134,8 @@ def main():
     # The perceptual predictor: train_perceptual_predictor.sh with the flags of train_adversarial_predictor.sh,
     # taken at the checkpoint --predictor names (or the run's end)
     perceptual_args = training_flags("train_perceptual_predictor.sh") | training_flags("train_adversarial_predictor.sh")
-    checkpoint = CHECKPOINT_PATTERN.match(args.predictor.name)
-    perceptual_steps = checkpoint.group(1) if checkpoint else perceptual_args["max_train_steps"]
-    checkpoint = CHECKPOINT_PATTERN.match(args.faithful.name)
-    faithful_steps = checkpoint.group(1) if checkpoint else faithful_args["max_train_steps"]
+    perceptual_steps = steps_trained(args.predictor, perceptual_args)
+    faithful_steps = steps_trained(args.faithful, faithful_args)
     steps_run = max(1, round(STRENGTH * NUM_INFERENCE_STEPS))
     weights = list(args.output.glob("*/diffusion_pytorch_model.safetensors"))
     weights_mb = sum(path.stat().st_size for path in weights) / 1e6

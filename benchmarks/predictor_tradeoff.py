@@ -23,41 +23,20 @@ Images and metrics are those of `benchmarks/quality.py` (the 17 held-out photos,
 """
 
 import argparse
-import math
 from pathlib import Path
 from typing import Callable, Dict
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from quality import DEFAULT_HELDOUT, DEFAULT_MODEL, DEFAULT_PHOTOS_ROOT, heldout_dataset
 from sr3_diffusers import SR3PredictorModel, evaluation
+from sr3_diffusers.models import interpolate_predictors
+from sr3_diffusers.image_processing import gaussian_blur
 
 
 SCALE = 4
 METRICS = ("psnr_rgb", "lpips", "sharpness_gradient")
-
-
-def interpolated_predictor(faithful: SR3PredictorModel, perceptual: SR3PredictorModel, alpha: float):
-    """A predictor with the weights (1 - alpha) x faithful + alpha x perceptual."""
-    predictor = SR3PredictorModel.from_config(perceptual.config)
-    faithful_weights = faithful.state_dict()
-    predictor.load_state_dict(
-        {name: torch.lerp(faithful_weights[name], weight, alpha) for name, weight in perceptual.state_dict().items()}
-    )
-    return predictor.eval()
-
-
-def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """`(B, C, H, W)` images blurred by a Gaussian of standard deviation `sigma` pixels (reflected borders)."""
-    radius = math.ceil(3 * sigma)
-    taps = torch.exp(-torch.arange(-radius, radius + 1, dtype=torch.float32) ** 2 / (2 * sigma**2))
-    taps = (taps / taps.sum()).to(images)
-    channels = images.shape[1]
-    blurred = F.pad(images, (radius, radius, radius, radius), mode="reflect")
-    blurred = F.conv2d(blurred, taps.view(1, 1, 1, -1).repeat(channels, 1, 1, 1), groups=channels)
-    return F.conv2d(blurred, taps.view(1, 1, -1, 1).repeat(channels, 1, 1, 1), groups=channels)
 
 
 def self_ensemble(upscale: Callable[[torch.Tensor], torch.Tensor], low_res: torch.Tensor) -> torch.Tensor:
@@ -91,6 +70,7 @@ def measure(args) -> Dict[str, Dict[str, float]]:
     faithful, perceptual = pipe.faithful_predictor, pipe.predictor
     if faithful is None or perceptual is None:
         raise SystemExit(f"{args.model} needs both a predictor and a faithful_predictor.")
+    pipe.register_to_config(frequency_split_sigma=None)  # each row's predictor alone; the split rows are made here
     dataset = heldout_dataset(args.heldout, args.photos_root)
     pairs, _ = evaluation.load_pairs(dataset, SCALE, center_crop=args.lr_size * SCALE, root=str(args.photos_root))
     low_res = torch.stack([evaluation.to_float(pair.low_res) for pair in pairs])
@@ -107,7 +87,7 @@ def measure(args) -> Dict[str, Dict[str, float]]:
         # Each predictor's images once: a = 0 is also the split's low-frequency side, the split's --split_alpha
         # often one of the --alphas.
         if alpha not in images_at:
-            images_at[alpha] = predictor_images(interpolated_predictor(faithful, perceptual, alpha))
+            images_at[alpha] = predictor_images(interpolate_predictors(faithful, perceptual, alpha))
         return images_at[alpha]
 
     outputs: Dict[str, torch.Tensor] = {

@@ -43,6 +43,19 @@ def upsample_bicubic(low_res: torch.Tensor, scale: int) -> torch.Tensor:
     return upsampled.clamp(0.0, 1.0)
 
 
+def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """`(B, C, H, W)` images blurred by a Gaussian of standard deviation `sigma` pixels, G_sigma * x, as two 1-D
+    convolutions with taps exp(-k^2 / (2 sigma^2)) for |k| <= 3 sigma, normalised, and reflected borders (the taps
+    are cut to the image's size on images smaller than the kernel)."""
+    radius = min(math.ceil(3 * sigma), images.shape[-2] - 1, images.shape[-1] - 1)
+    taps = torch.exp(-torch.arange(-radius, radius + 1, dtype=torch.float32) ** 2 / (2 * sigma**2))
+    taps = (taps / taps.sum()).to(images)
+    channels = images.shape[1]
+    blurred = F.pad(images, (radius, radius, radius, radius), mode="reflect")
+    blurred = F.conv2d(blurred, taps.view(1, 1, 1, -1).repeat(channels, 1, 1, 1), groups=channels)
+    return F.conv2d(blurred, taps.view(1, 1, -1, 1).repeat(channels, 1, 1, 1), groups=channels)
+
+
 def _matlab_cubic(x: torch.Tensor) -> torch.Tensor:
     """MATLAB's bicubic kernel (Keys, a = -0.5)."""
     absx = x.abs()

@@ -1,5 +1,5 @@
 from .discriminator_sr3 import SR3DiscriminatorOutput, SR3PatchDiscriminatorModel
-from .predictor_sr3 import SR3PredictorModel, SR3PredictorOutput
+from .predictor_sr3 import SR3PredictorModel, SR3PredictorOutput, interpolate_predictors
 from .unet_sr3 import SR3_UNET_PRESETS, SR3UNet2DModel, SR3UNet2DOutput
 
 __all__ = [
@@ -10,4 +10,5 @@ __all__ = [
     "SR3PredictorOutput",
     "SR3UNet2DModel",
     "SR3UNet2DOutput",
+    "interpolate_predictors",
 ]

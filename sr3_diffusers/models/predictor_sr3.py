@@ -114,3 +114,20 @@ class SR3PredictorModel(ModelMixin, ConfigMixin):
         if not return_dict:
             return (sample,)
         return SR3PredictorOutput(sample=sample)
+
+
+def interpolate_predictors(start: SR3PredictorModel, end: SR3PredictorModel, alpha: float) -> SR3PredictorModel:
+    r"""
+    Network interpolation (ESRGAN, Wang et al., 2018, section 3.4): a predictor with the weights (1 - alpha) x start +
+    alpha x end. With `start` a faithful (L1) predictor and `end` a perceptual one trained from it, alpha in [0, 1]
+    moves between their images, and alpha > 1 extrapolates past `end` along the direction perceptual training moved
+    the weights (sharper, less faithful).
+    """
+    if start.config != end.config:
+        raise ValueError("Only predictors of the same config (architecture and scale) can be interpolated.")
+    predictor = SR3PredictorModel.from_config(end.config)
+    start_weights = start.state_dict()
+    predictor.load_state_dict(
+        {name: torch.lerp(start_weights[name].float(), weight.float(), alpha) for name, weight in end.state_dict().items()}
+    )
+    return predictor.to(device=end.device, dtype=end.dtype).eval()

@@ -24,6 +24,7 @@ from huggingface_hub import create_repo, snapshot_download
 from ..image_processing import (
     ImageInput,
     denormalize,
+    gaussian_blur,
     normalize,
     project_to_downscaled,
     to_rgb_tensors,
@@ -117,6 +118,12 @@ class SR3Pipeline(DiffusionPipeline):
         residual_scale (`float`, *optional*):
             `None` (SR3): the diffusion generates the image. A positive s: it generates (image - condition) / s, s
             chosen so that this residual has roughly unit variance; saved in `model_index.json`.
+        frequency_split_sigma (`float`, *optional*):
+            `None` (default): the condition is the `predictor`'s image. A positive s, with both predictors: the
+            condition is the `faithful_predictor`'s image below the cut-off of a Gaussian blur G_s of s pixels and the
+            `predictor`'s above it, G_s * faithful + (predictor - G_s * predictor), so that the perceptual predictor
+            only adds detail and the faithful one keeps the colours and shapes (see `prepare_condition`); saved in
+            `model_index.json`.
     """
 
     model_cpu_offload_seq = "faithful_predictor->predictor->unet"
@@ -134,6 +141,7 @@ class SR3Pipeline(DiffusionPipeline):
         enforce_consistency: bool = False,
         strength: float = 1.0,
         residual_scale: Optional[float] = None,
+        frequency_split_sigma: Optional[float] = None,
     ):
         super().__init__()
         if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
@@ -149,6 +157,14 @@ class SR3Pipeline(DiffusionPipeline):
                 raise ValueError(f"The {name} upscales x{model.config.scale}, but the pipeline's `scale` is {scale}.")
         if residual_scale is not None and (isinstance(residual_scale, bool) or not residual_scale > 0):
             raise ValueError(f"`residual_scale` must be a positive number or None, got {residual_scale!r}.")
+        if frequency_split_sigma is not None:
+            if isinstance(frequency_split_sigma, bool) or not frequency_split_sigma > 0:
+                raise ValueError(f"`frequency_split_sigma` must be a positive number or None, got {frequency_split_sigma!r}.")
+            if predictor is None or faithful_predictor is None:
+                raise ValueError(
+                    "`frequency_split_sigma` combines the `predictor` and the `faithful_predictor`, but the pipeline"
+                    " lacks one of them; pass both, or `frequency_split_sigma=None`."
+                )
         _check_strength(strength)
         _check_enforce_consistency(enforce_consistency)
         self.register_modules(
@@ -159,6 +175,7 @@ class SR3Pipeline(DiffusionPipeline):
             enforce_consistency=bool(enforce_consistency),
             strength=float(strength),
             residual_scale=None if residual_scale is None else float(residual_scale),
+            frequency_split_sigma=None if frequency_split_sigma is None else float(frequency_split_sigma),
         )
 
     @classmethod
@@ -176,7 +193,7 @@ class SR3Pipeline(DiffusionPipeline):
             pretrained_model_name_or_path (`str` or `os.PathLike`): A folder, a Hub repo id or `"sr3_diffusers/default"`.
             kwargs:
                 Components to use instead of the saved ones (`unet=...`, `scheduler=...`), pipeline config values
-                (`scale`, `enforce_consistency`, `strength`), and model loading options passed to each model's
+                (`scale`, `enforce_consistency`, `strength`, `frequency_split_sigma`), and model loading options passed to each model's
                 [`~ModelMixin.from_pretrained`] (`dtype`, `device_map`, `variant`, ...). As in
                 [`~DiffusionPipeline.from_pretrained`], `dtype` may be a dict giving each model its own
                 (`{"unet": torch.bfloat16, "default": torch.float16}`; `"default"`, else float32, for the others).
@@ -374,24 +391,39 @@ class SR3Pipeline(DiffusionPipeline):
     def prepare_condition(self, low_res_images: List[torch.Tensor], faithful: bool = False) -> torch.Tensor:
         """Upsample each [0, 1] low-resolution image x`scale` in [-1, 1], with bicubic (SPEC section 3) or the
         predictor (clamped to [-1, 1], as in training), or with `faithful` the faithful predictor, and pad the batch
-        to a common size that the UNet accepts (a multiple of its total downsampling), repeating edge pixels."""
-        predictor = self.faithful_predictor if faithful else self.predictor
+        to a common size that the UNet accepts (a multiple of its total downsampling), repeating edge pixels.
+
+        With `frequency_split_sigma` s (and not `faithful`), the image is the faithful predictor's F(x) below the
+        Gaussian's cut-off and the predictor's P(x) above it: G_s * F(x) + P(x) - G_s * P(x), clamped to [-1, 1]."""
         scale = self.config.scale
         factor = self.unet.downsample_factor
         height = max(image.shape[1] for image in low_res_images) * scale
         width = max(image.shape[2] for image in low_res_images) * scale
         padded_height, padded_width = -(-height // factor) * factor, -(-width // factor) * factor
+        split_sigma = None if faithful else self.config.frequency_split_sigma
         conditions = []
         for image in low_res_images:
             image = image[None].to(self._execution_device)
-            if predictor is not None:
-                upsampled = predictor(normalize(image).to(predictor.dtype)).sample.float().clamp(-1.0, 1.0)
-            else:
+            if faithful:
+                upsampled = self._predict(self.faithful_predictor, image)
+            elif self.predictor is None:
                 upsampled = normalize(upsample_bicubic(image, scale))
+            elif split_sigma is None:
+                upsampled = self._predict(self.predictor, image)
+            else:
+                low_frequencies = gaussian_blur(self._predict(self.faithful_predictor, image), split_sigma)
+                details = self._predict(self.predictor, image)
+                details = details - gaussian_blur(details, split_sigma)
+                upsampled = (low_frequencies + details).clamp(-1.0, 1.0)
             pad_bottom = padded_height - upsampled.shape[2]
             pad_right = padded_width - upsampled.shape[3]
             conditions.append(F.pad(upsampled, (0, pad_right, 0, pad_bottom), mode="replicate"))
         return torch.cat(conditions)
+
+    @staticmethod
+    def _predict(predictor: SR3PredictorModel, image: torch.Tensor) -> torch.Tensor:
+        """A predictor's upscaling of a `(1, 3, h, w)` [0, 1] image, in [-1, 1] (clamped, as in training)."""
+        return predictor(normalize(image).to(predictor.dtype)).sample.float().clamp(-1.0, 1.0)
 
     def to_image(self, sample: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         """The image in [-1, 1] that a diffusion sample stands for: the sample itself (SR3), or condition + s sample

@@ -3,7 +3,8 @@ import torch
 import torch.nn.functional as F
 
 from sr3_diffusers import SR3PredictorModel
-from tests.testing_utils import randomise_weights
+from sr3_diffusers.models import interpolate_predictors
+from tests.testing_utils import random_tiny_predictor, randomise_weights
 
 
 def test_untrained_predictor_is_exactly_bicubic_upsampling():
@@ -59,3 +60,17 @@ def test_bad_configs_are_refused(kwargs, message):
 def test_wrong_input_shape_names_the_expected_one():
     with pytest.raises(ValueError, match=r"\(batch, 3, height, width\)"):
         SR3PredictorModel(num_channels=4, num_blocks=0)(torch.rand(3, 8, 8))
+
+
+def test_interpolation_ends_at_both_predictors_and_extrapolates_past_the_second():
+    faithful, perceptual = random_tiny_predictor(0), random_tiny_predictor(1)
+    for alpha, expected in ((0, faithful), (1, perceptual)):
+        weights = interpolate_predictors(faithful, perceptual, alpha).state_dict()
+        for name, weight in expected.state_dict().items():
+            torch.testing.assert_close(weights[name], weight)
+    extrapolated = interpolate_predictors(faithful, perceptual, 1.5).state_dict()
+    name = "conv_in.weight"
+    step = perceptual.state_dict()[name] - faithful.state_dict()[name]
+    torch.testing.assert_close(extrapolated[name], perceptual.state_dict()[name] + 0.5 * step)
+    with pytest.raises(ValueError, match="same config"):
+        interpolate_predictors(faithful, SR3PredictorModel(num_channels=8, num_blocks=1, scale=2), 0.5)

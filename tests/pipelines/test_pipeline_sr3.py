@@ -14,7 +14,7 @@ from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 from sr3_diffusers import (
     SR3DPMSolverScheduler, SR3Pipeline, SR3PredictorModel, SR3Scheduler, SR3UNet2DModel, SR3UNet2DOutput,
 )
-from sr3_diffusers.image_processing import imresize, project_to_downscaled
+from sr3_diffusers.image_processing import gaussian_blur, imresize, project_to_downscaled
 from tests.testing_utils import random_tiny_predictor, write_hub_cache
 
 
@@ -477,21 +477,27 @@ def tiny_predictor():
     return random_tiny_predictor(seed=7)
 
 
-def test_predictor_output_clamped_is_the_condition(tiny_pipeline, tiny_predictor):
-    pipe = SR3Pipeline(tiny_pipeline.unet, tiny_pipeline.scheduler, predictor=tiny_predictor)
-    pipe.set_progress_bar_config(disable=True)
-    low_res = random_image(8, 8)
+def run_keeping_condition(pipe, low_res, **kwargs):
+    """The pipeline's output and the condition its UNet was given."""
     seen = {}
 
     def keep_condition(pipe, step_index, timestep, callback_kwargs):
         seen["condition"] = callback_kwargs["condition"]
         return {}
 
-    run(pipe, low_res, callback_on_step_end=keep_condition, callback_on_step_end_tensor_inputs=["condition"])
+    output = run(pipe, low_res, callback_on_step_end=keep_condition, callback_on_step_end_tensor_inputs=["condition"], **kwargs)
+    return output, seen["condition"]
+
+
+def test_predictor_output_clamped_is_the_condition(tiny_pipeline, tiny_predictor):
+    pipe = SR3Pipeline(tiny_pipeline.unet, tiny_pipeline.scheduler, predictor=tiny_predictor)
+    pipe.set_progress_bar_config(disable=True)
+    low_res = random_image(8, 8)
+    _, condition = run_keeping_condition(pipe, low_res)
     with torch.no_grad():
         expected = tiny_predictor(low_res[None] * 2 - 1).sample.clamp(-1, 1)
     assert not torch.equal(expected, F.interpolate(low_res[None] * 2 - 1, scale_factor=4, mode="bicubic"))
-    torch.testing.assert_close(seen["condition"], expected)
+    torch.testing.assert_close(condition, expected)
 
 
 def test_residual_diffusion_output_is_the_condition_plus_the_scaled_sample(tiny_pipeline, tiny_predictor):
@@ -563,6 +569,40 @@ def test_with_a_faithful_predictor_strength_zero_returns_its_image_and_sampling_
     torch.testing.assert_close(run(loaded, low_res, output_type="pt", strength=0), faithful_image)
     with pytest.raises(ValueError, match="faithful_predictor upscales x2"):
         SR3Pipeline(tiny_pipeline.unet, tiny_pipeline.scheduler, faithful_predictor=SR3PredictorModel(scale=2))
+
+
+def test_frequency_split_conditions_on_the_faithful_low_and_the_predictors_high_frequencies(
+    tmp_path, tiny_pipeline, tiny_predictor
+):
+    """condition = G_s * F(x) + P(x) - G_s * P(x); `strength=0` still returns F(x); saved and loaded with the model."""
+    faithful = random_tiny_predictor(seed=8)
+    pipe = SR3Pipeline(
+        tiny_pipeline.unet, tiny_pipeline.scheduler, predictor=tiny_predictor, faithful_predictor=faithful,
+        residual_scale=0.1, frequency_split_sigma=1.5,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    low_res = random_image(6, 5)
+    output, condition = run_keeping_condition(pipe, low_res, output_type="pt")
+    with torch.no_grad():
+        faithful_image = faithful(low_res[None] * 2 - 1).sample.clamp(-1, 1)
+        predictor_image = tiny_predictor(low_res[None] * 2 - 1).sample.clamp(-1, 1)
+    expected = gaussian_blur(faithful_image, 1.5) + predictor_image - gaussian_blur(predictor_image, 1.5)
+    torch.testing.assert_close(condition[..., :24, :20], expected.clamp(-1, 1))
+    assert (condition[..., :24, :20] - predictor_image).abs().max() > 1e-3
+    torch.testing.assert_close(run(pipe, low_res, output_type="pt", strength=0), (faithful_image + 1) / 2)
+
+    pipe.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "model_index.json").read_text())["frequency_split_sigma"] == 1.5
+    loaded = SR3Pipeline.from_pretrained(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    torch.testing.assert_close(run(loaded, low_res, output_type="pt"), output)
+    # The split needs both predictors: a clear error, with the way out, where one is taken away.
+    with pytest.raises(ValueError, match="lacks one of them; pass both, or `frequency_split_sigma=None`"):
+        SR3Pipeline.from_pretrained(tmp_path, faithful_predictor=None)
+    assert SR3Pipeline.from_pretrained(tmp_path, faithful_predictor=None, frequency_split_sigma=None).faithful_predictor is None
+    with pytest.raises(ValueError, match="`frequency_split_sigma` must be a positive number or None, got 0"):
+        SR3Pipeline(tiny_pipeline.unet, tiny_pipeline.scheduler, predictor=tiny_predictor, faithful_predictor=faithful,
+                    frequency_split_sigma=0)  # fmt: skip
 
 
 @pytest.mark.parametrize("prediction_type", ["sample", "v_prediction"])

@@ -6,9 +6,10 @@
         [--quality-md outputs/quality/default/quality.md] [--peers-md outputs/peers.md]
 
 Steps: load the trained pipeline (EMA weights of the UNet; the L1 predictor it was trained on is not shipped), take
-the perceptual predictor of `--predictor` as its `predictor` and the L1 predictor trained further (`--faithful`,
-`train_faithful_more.sh`) as its `faithful_predictor` (the model's most faithful output, `strength=0`), give it the
-few-step sampler and the default call options chosen for it (see the model card), save it to `sr3_diffusers/default` (safetensors) with a code file that imports the installed package (`DiffusionPipeline.from_pretrained` then
+the L1 predictor trained further (`--faithful`, `train_faithful_more.sh`) as its `faithful_predictor` (the model's most
+faithful output, `strength=0`) and as its `predictor` the perceptual predictor of `--predictor` (trained from that
+faithful one) extrapolated past it, give it the frequency split of the two, the few-step sampler and the default
+call options chosen for it (see the model card), save it to `sr3_diffusers/default` (safetensors) with a code file that imports the installed package (`DiffusionPipeline.from_pretrained` then
 returns this package's classes), time one 128x128 -> 512x512 upscale with the defaults, and write `README.md` from
 `model_cards/shipped_model_card.md` with the training data's sources and licences from `photos-train/MANIFEST.csv`.
 Rerun with `--quality-md` (and `--peers-md`) once `benchmarks/quality.py` (and `benchmarks/peers.py`) have measured
@@ -27,6 +28,7 @@ from huggingface_hub import ModelCard
 
 from sr3_diffusers import SR3DPMSolverScheduler, SR3Pipeline, SR3PredictorModel
 from sr3_diffusers.evaluation import SR3
+from sr3_diffusers.models import interpolate_predictors
 from sr3_diffusers.model_card import INSTALL_COMMAND, eval_results_from_summary, sr3_card_data
 from sr3_diffusers.pipelines.pipeline_sr3 import SHIPPED_MODEL_PATH
 from sr3_diffusers.remote_code import use_installed_package_code
@@ -41,6 +43,10 @@ ALGORITHM_TYPE = "dpmsolver++"
 NUM_INFERENCE_STEPS = 1
 STRENGTH = 1.0
 ENFORCE_CONSISTENCY = True
+# The condition: the faithful predictor's image below a Gaussian blur of this many pixels, above it the perceptual
+# predictor's, itself extrapolated past the faithful one (its weights F + alpha (P - F)); docs/recipe.md section 14.
+FREQUENCY_SPLIT_SIGMA = 1.3
+PREDICTOR_EXTRAPOLATION = 1.25
 # The perceptual predictor's loss flags that the model card names as they are.
 PERCEPTUAL_FLAGS = ("perceptual_loss_weight", "adversarial_loss_weight", "discriminator_learning_rate")
 
@@ -114,9 +120,9 @@ def main():
     perceptual = SR3PredictorModel.from_pretrained(args.predictor, subfolder="predictor")
     faithful = SR3PredictorModel.from_pretrained(args.faithful, subfolder="predictor")
     pipe = SR3Pipeline(
-        unet=trained.unet, scheduler=scheduler, predictor=perceptual, faithful_predictor=faithful,
-        scale=trained.config.scale,
-        enforce_consistency=ENFORCE_CONSISTENCY, strength=STRENGTH, residual_scale=trained.config.residual_scale,
+        unet=trained.unet, scheduler=scheduler, predictor=interpolate_predictors(faithful, perceptual, PREDICTOR_EXTRAPOLATION),
+        faithful_predictor=faithful, scale=trained.config.scale, enforce_consistency=ENFORCE_CONSISTENCY,
+        strength=STRENGTH, residual_scale=trained.config.residual_scale, frequency_split_sigma=FREQUENCY_SPLIT_SIGMA,
     )
     pipe.save_pretrained(args.output)
     use_installed_package_code(args.output)
@@ -167,6 +173,8 @@ def main():
         first_step=NUM_INFERENCE_STEPS - steps_run + 1,
         steps_run=steps_run,
         enforce_consistency=ENFORCE_CONSISTENCY,
+        frequency_split_sigma=FREQUENCY_SPLIT_SIGMA,
+        predictor_extrapolation=PREDICTOR_EXTRAPOLATION,
         max_train_steps=training_args.get("max_train_steps"),
         train_batch_size=training_args.get("train_batch_size"),
         resolution=training_args.get("resolution"),

@@ -130,4 +130,5 @@ def interpolate_predictors(start: SR3PredictorModel, end: SR3PredictorModel, alp
     predictor.load_state_dict(
         {name: torch.lerp(start_weights[name].float(), weight.float(), alpha) for name, weight in end.state_dict().items()}
     )
-    return predictor.to(device=end.device, dtype=end.dtype).eval()
+    predictor.to(end.device)
+    return (predictor if end.dtype == torch.float32 else predictor.to(end.dtype)).eval()

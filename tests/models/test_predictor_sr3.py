@@ -74,3 +74,4 @@ def test_interpolation_ends_at_both_predictors_and_extrapolates_past_the_second(
     torch.testing.assert_close(extrapolated[name], perceptual.state_dict()[name] + 0.5 * step)
     with pytest.raises(ValueError, match="same config"):
         interpolate_predictors(faithful, SR3PredictorModel(num_channels=8, num_blocks=1, scale=2), 0.5)
+    assert interpolate_predictors(faithful.half(), perceptual.half(), 0.5).dtype == torch.float16

@@ -123,7 +123,10 @@ def interpolate_predictors(start: SR3PredictorModel, end: SR3PredictorModel, alp
     moves between their images, and alpha > 1 extrapolates past `end` along the direction perceptual training moved
     the weights (sharper, less faithful).
     """
-    if start.config != end.config:
+    def architecture(predictor):  # the config without the `_name_or_path`, `_diffusers_version` it was saved with
+        return {name: value for name, value in predictor.config.items() if not name.startswith("_")}
+
+    if architecture(start) != architecture(end):
         raise ValueError("Only predictors of the same config (architecture and scale) can be interpolated.")
     predictor = SR3PredictorModel.from_config(end.config)
     start_weights = start.state_dict()

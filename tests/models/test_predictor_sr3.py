@@ -64,6 +64,7 @@ def test_wrong_input_shape_names_the_expected_one():
 
 def test_interpolation_ends_at_both_predictors_and_extrapolates_past_the_second():
     faithful, perceptual = random_tiny_predictor(0), random_tiny_predictor(1)
+    perceptual.register_to_config(_name_or_path="runs/perceptual/checkpoint-400")  # as loaded: not the architecture
     for alpha, expected in ((0, faithful), (1, perceptual)):
         weights = interpolate_predictors(faithful, perceptual, alpha).state_dict()
         for name, weight in expected.state_dict().items():

@@ -1,7 +1,7 @@
 """Turn the final `train_sr3.py` outputs into the shipped model folder `sr3_diffusers/default`, with its model card.
 
-    python docs/shipped_model/ship.py --trained runs/refine --faithful runs/predictor_more/checkpoint-4000 \
-        --predictor runs/predictor_adversarial/checkpoint-300 \
+    python docs/shipped_model/ship.py --trained runs/refine --faithful runs/predictor_more \
+        --predictor runs/predictor_adversarial/checkpoint-400 \
         --wall-time "..." --predictor-wall-time "..." --faithful-wall-time "..." --perceptual-wall-time "..." \
         [--quality-md outputs/quality/default/quality.md] [--peers-md outputs/peers.md]
 
@@ -42,10 +42,10 @@ PHOTOS = REPO.parent / "shared" / "data" / "photos-train"
 ALGORITHM_TYPE = "dpmsolver++"
 NUM_INFERENCE_STEPS = 1
 STRENGTH = 1.0
-ENFORCE_CONSISTENCY = True
+ENFORCE_CONSISTENCY = False
 # The condition: the faithful predictor's image below a Gaussian blur of this many pixels, above it the perceptual
 # predictor's, itself extrapolated past the faithful one (its weights F + alpha (P - F)); docs/recipe.md section 14.
-FREQUENCY_SPLIT_SIGMA = 1.3
+FREQUENCY_SPLIT_SIGMA = 1.4
 PREDICTOR_EXTRAPOLATION = 1.25
 # The perceptual predictor's loss flags that the model card names as they are.
 PERCEPTUAL_FLAGS = ("perceptual_loss_weight", "adversarial_loss_weight", "discriminator_learning_rate")

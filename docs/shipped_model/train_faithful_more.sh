@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Stage 3 of the shipped model (recorded in its model card): the L1 predictor of train_predictor.sh (runs/predictor)
 # trained further with the same L1 loss, the learning rate restarted at 3e-4 on a cosine of 8000 steps. The shipped
-# faithful_predictor is its checkpoint 4000 (docs/recipe.md section 13: every 1000 steps of L1 gained PSNR, and the
-# perceptual predictor trained from it does better too); train_adversarial_predictor.sh starts from it
+# faithful_predictor is the run's end, step 8000 (docs/recipe.md sections 13 and 14: every 1000 steps of L1 gained
+# PSNR, and the perceptual predictor trained from it does better too); train_adversarial_predictor.sh starts from it
 # (docs/shipped_model/l1_predictor links to the shipped faithful_predictor). Resumes from its latest checkpoint.
 # runs/predictor held the faithful_predictor shipped before it (commit 5593c22, sr3_diffusers/default/faithful_predictor);
 # to train the shipped one further, pass --pretrained_model_name_or_path docs/shipped_model/l1_predictor.

@@ -4,7 +4,8 @@
 # train_perceptual_refine.sh). Resumes from its latest checkpoint when rerun. Measured as the shipped pipeline with
 # this predictor:
 #   python -c 'from sr3_diffusers import SR3Pipeline, SR3PredictorModel; SR3Pipeline.from_pretrained("sr3_diffusers/default",
-#     predictor=SR3PredictorModel.from_pretrained("runs/predictor_perceptual", subfolder="predictor"), faithful_predictor=None).save_pretrained("runs/perceptual_pipeline")'
+#     predictor=SR3PredictorModel.from_pretrained("runs/predictor_perceptual", subfolder="predictor"), faithful_predictor=None,
+#     frequency_split_sigma=None).save_pretrained("runs/perceptual_pipeline")'
 #   python benchmarks/quality.py --model runs/perceptual_pipeline --settings dpmsolver++:4 "dpmsolver++:4,strength=0"
 cd "$(dirname "$0")/../.."
 exec python train_sr3.py --train_data_dir photos/train --train_component predictor \

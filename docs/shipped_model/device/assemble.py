@@ -28,7 +28,10 @@ def main(argv=None) -> None:
         predictor = SR3PredictorModel.from_config(faithful.config)  # stage 2 trained the same architecture
         predictor.load_state_dict(load_file(weights))
         output = args.output_dir / weights.stem
-        SR3Pipeline.from_pretrained(args.base, predictor=predictor, faithful_predictor=faithful).save_pretrained(output)
+        # the predictor as the condition, as trained; predictor_tradeoff.py measures its split with the faithful one
+        SR3Pipeline.from_pretrained(
+            args.base, predictor=predictor, faithful_predictor=faithful, frequency_split_sigma=None
+        ).save_pretrained(output)
         print(f"wrote {output}")
 
 

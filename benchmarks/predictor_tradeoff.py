@@ -1,10 +1,12 @@
 """Do ways of combining the shipped model's two predictors at inference move its PSNR/LPIPS trade-off?
 
-The model ships a perceptual `predictor` and a `faithful_predictor` (L1) of the same architecture. Between their two
-points (about +1.12 dB / LPIPS 0.207 and +1.59 dB / 0.266 over bicubic on the held-out photos) other points can be
-had without training; if one of them lay well below the line the training runs trace, it would be a cheaper way
-towards issue 10's LPIPS target than a larger model. Rows, each the predictor image the pipeline returns at
-`strength=0` (the consistency projection included):
+A model with a perceptual `predictor` and a `faithful_predictor` (L1) of the same architecture, the first trained
+from the second, has other points between theirs that need no training; this script measured them for issue 10's
+LPIPS target (docs/recipe.md sections 11, 13 and 14), and the best, the split, became the pipeline option
+`frequency_split_sigma`. Run it on a pipeline assembled from a training run's two predictors (as
+`docs/shipped_model/device/assemble.py` does): the shipped model's `predictor` is already extrapolated 1.25 past its
+faithful one, so there `interpolate 1` is that extrapolated predictor. The pipeline's own split is left out: rows,
+each the predictor image the pipeline returns at `strength=0` (the consistency projection included):
 
 - `interpolate a`: network interpolation (ESRGAN, Wang et al., 2018, section 3.4): one predictor with the weights
   (1 - a) x faithful + a x perceptual; a = 0 is the faithful predictor, 1 the perceptual one, a > 1 extrapolates

@@ -33,8 +33,8 @@ import torch
 
 from quality import DEFAULT_HELDOUT, DEFAULT_MODEL, DEFAULT_PHOTOS_ROOT, heldout_dataset
 from sr3_diffusers import SR3PredictorModel, evaluation
+from sr3_diffusers.image_processing import frequency_split
 from sr3_diffusers.models import interpolate_predictors
-from sr3_diffusers.image_processing import gaussian_blur
 
 
 SCALE = 4
@@ -99,8 +99,8 @@ def measure(args) -> Dict[str, Dict[str, float]]:
         outputs[f"interpolate {alpha:g}"] = interpolated_images(alpha)
     faithful_images, sharp_images = interpolated_images(0), interpolated_images(args.split_alpha)
     for sigma in args.sigmas:
-        low, high = gaussian_blur(faithful_images, sigma), sharp_images - gaussian_blur(sharp_images, sigma)
-        outputs[f"split {sigma:g}" + (f", {args.split_alpha:g}" if args.split_alpha != 1 else "")] = low + high
+        split = frequency_split(faithful_images, sharp_images, sigma)
+        outputs[f"split {sigma:g}" + (f", {args.split_alpha:g}" if args.split_alpha != 1 else "")] = split
     if not args.no_self_ensemble:
         outputs["self-ensemble"] = self_ensemble(lambda inputs: predictor_images(perceptual, inputs), low_res)
 

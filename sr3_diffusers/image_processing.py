@@ -56,6 +56,12 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(blurred, taps.view(1, 1, -1, 1).repeat(channels, 1, 1, 1), groups=channels)
 
 
+def frequency_split(low_source: torch.Tensor, high_source: torch.Tensor, sigma: float) -> torch.Tensor:
+    """`low_source`'s frequencies below the cut-off of a Gaussian blur G_sigma and `high_source`'s above it:
+    G_sigma * low + (high - G_sigma * high), computed as high + G_sigma * (low - high) with one blur (it is linear)."""
+    return high_source + gaussian_blur(low_source - high_source, sigma)
+
+
 def _matlab_cubic(x: torch.Tensor) -> torch.Tensor:
     """MATLAB's bicubic kernel (Keys, a = -0.5)."""
     absx = x.abs()

@@ -1,6 +1,6 @@
 import torch
 
-from sr3_diffusers.image_processing import gaussian_blur
+from sr3_diffusers.image_processing import frequency_split, gaussian_blur
 
 
 def test_gaussian_blur_keeps_flat_images_and_the_mean_and_smooths():
@@ -28,3 +28,11 @@ def test_gaussian_blur_works_on_images_smaller_than_its_kernel():
     blurred = gaussian_blur(tiny, 2.0)
     assert blurred.shape == tiny.shape and torch.isfinite(blurred).all()
     torch.testing.assert_close(gaussian_blur(torch.full((1, 3, 1, 1), 0.7), 2.0), torch.full((1, 3, 1, 1), 0.7))
+
+
+def test_frequency_split_is_the_low_band_of_one_image_plus_the_high_band_of_the_other():
+    generator = torch.Generator().manual_seed(2)
+    low_source, high_source = torch.rand(2, 1, 3, 16, 16, generator=generator)
+    expected = gaussian_blur(low_source, 1.4) + high_source - gaussian_blur(high_source, 1.4)
+    torch.testing.assert_close(frequency_split(low_source, high_source, 1.4), expected)
+    torch.testing.assert_close(frequency_split(high_source, high_source, 1.4), high_source)

@@ -24,7 +24,7 @@ from huggingface_hub import create_repo, snapshot_download
 from ..image_processing import (
     ImageInput,
     denormalize,
-    gaussian_blur,
+    frequency_split,
     normalize,
     project_to_downscaled,
     to_rgb_tensors,
@@ -411,10 +411,9 @@ class SR3Pipeline(DiffusionPipeline):
             elif split_sigma is None:
                 upsampled = self._predict(self.predictor, image)
             else:
-                low_frequencies = gaussian_blur(self._predict(self.faithful_predictor, image), split_sigma)
-                details = self._predict(self.predictor, image)
-                details = details - gaussian_blur(details, split_sigma)
-                upsampled = (low_frequencies + details).clamp(-1.0, 1.0)
+                faithful_image = self._predict(self.faithful_predictor, image)
+                detailed_image = self._predict(self.predictor, image)
+                upsampled = frequency_split(faithful_image, detailed_image, split_sigma).clamp(-1.0, 1.0)
             pad_bottom = padded_height - upsampled.shape[2]
             pad_right = padded_width - upsampled.shape[3]
             conditions.append(F.pad(upsampled, (0, pad_right, 0, pad_bottom), mode="replicate"))
